@@ -1,0 +1,238 @@
+import Foundation
+
+/// A configuration Spool refuses, naming the file, the key and the reason.
+public struct ConfigError: Error, Equatable, CustomStringConvertible {
+    public var file: String
+    public var key: String?
+    public var reason: String
+
+    public var description: String {
+        if let key { "\(file): \(key): \(reason)" } else { "\(file): \(reason)" }
+    }
+}
+
+/// Reads `spool.toml` into a `SpoolConfig`, refusing unknown keys, wrong types and values out of
+/// bounds. Without a file, the configuration is one `default` endpoint with builtin `sha256`.
+public enum ConfigLoader {
+    public static let builtinModels: Set<String> = ["echo", "sha256", "wc", "fail", "sleep"]
+
+    /// Loads the configuration of the spool at `layout`, or the defaults when it has no `spool.toml`.
+    public static func load(layout: SpoolLayout) throws(ConfigError) -> SpoolConfig {
+        let path = layout.configPath
+        guard FileManager.default.fileExists(atPath: path) else { return SpoolConfig() }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(file: path, key: nil, reason: "cannot be read")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: path, key: nil, reason: "is not UTF-8 text")
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws(ConfigError) -> SpoolConfig {
+        let table: TOMLTable
+        do {
+            table = try TOMLParser.parse(text)
+        } catch {
+            throw ConfigError(file: file, key: nil, reason: error.description)
+        }
+        var reader = Reader(file: file)
+        return try reader.config(table)
+    }
+
+    private struct Reader {
+        let file: String
+
+        func fail(_ key: String, _ reason: String) -> ConfigError {
+            ConfigError(file: file, key: key, reason: reason)
+        }
+
+        func checkKeys(_ table: TOMLTable, allowed: Set<String>, at prefix: String) throws(ConfigError) {
+            for key in table.keys where !allowed.contains(key) {
+                let known = allowed.sorted().joined(separator: ", ")
+                throw fail(prefix.isEmpty ? key : "\(prefix).\(key)", "unknown key (known keys: \(known))")
+            }
+        }
+
+        func int(_ value: TOMLValue, _ key: String, _ bounds: ClosedRange<Int64>) throws(ConfigError) -> Int64 {
+            guard case .integer(let i) = value else { throw fail(key, "must be an integer, not a \(value.typeName)") }
+            guard bounds.contains(i) else {
+                throw fail(key, "must be between \(bounds.lowerBound) and \(bounds.upperBound), got \(i)")
+            }
+            return i
+        }
+
+        func bool(_ value: TOMLValue, _ key: String) throws(ConfigError) -> Bool {
+            guard case .bool(let b) = value else { throw fail(key, "must be true or false, not a \(value.typeName)") }
+            return b
+        }
+
+        func string(_ value: TOMLValue, _ key: String) throws(ConfigError) -> String {
+            guard case .string(let s) = value else { throw fail(key, "must be a string, not a \(value.typeName)") }
+            return s
+        }
+
+        func argv(_ value: TOMLValue, _ key: String) throws(ConfigError) -> [String] {
+            guard case .array(let items) = value, !items.isEmpty else {
+                throw fail(key, "must be a non-empty array of strings, like [\"prog\", \"arg\"]")
+            }
+            var out: [String] = []
+            for item in items {
+                guard case .string(let s) = item else { throw fail(key, "must contain only strings") }
+                out.append(s)
+            }
+            guard !out[0].isEmpty else { throw fail(key, "the program name is empty") }
+            return out
+        }
+
+        func table(_ value: TOMLValue, _ key: String) throws(ConfigError) -> TOMLTable {
+            guard case .table(let t) = value else { throw fail(key, "must be a table, not a \(value.typeName)") }
+            return t
+        }
+
+        /// A folder inside the root, outside `.spool`.
+        func directory(_ value: TOMLValue, _ key: String) throws(ConfigError) -> String {
+            let s = try string(value, key)
+            let parts = s.split(separator: "/").filter { $0 != "." }
+            guard !s.hasPrefix("/"), !parts.isEmpty, !parts.contains(".."), parts.first != ".spool" else {
+                throw fail(key, "must be a folder inside the spool root (relative, no '..', not under .spool), got \"\(s)\"")
+            }
+            return parts.joined(separator: "/")
+        }
+
+        mutating func config(_ root: TOMLTable) throws(ConfigError) -> SpoolConfig {
+            try checkKeys(root, allowed: ["endpoints", "spool"], at: "")
+            var config = SpoolConfig(endpoints: [])
+            if let value = root["spool"] {
+                let t = try table(value, "spool")
+                try checkKeys(t, allowed: ["delete_succeeded_inputs", "keep_failed_inputs"], at: "spool")
+                if let v = t["delete_succeeded_inputs"] {
+                    config.deleteSucceededInputs = try bool(v, "spool.delete_succeeded_inputs")
+                }
+                if let v = t["keep_failed_inputs"] { config.keepFailedInputs = try bool(v, "spool.keep_failed_inputs") }
+            }
+            if let value = root["endpoints"] {
+                let endpoints = try table(value, "endpoints")
+                for name in endpoints.keys {
+                    config.endpoints.append(try endpoint(name, endpoints[name]!))
+                }
+            }
+            if config.endpoints.isEmpty { config.endpoints = [EndpointConfig(name: "default")] }
+            try checkFolders(config.endpoints)
+            return config
+        }
+
+        func checkFolders(_ endpoints: [EndpointConfig]) throws(ConfigError) {
+            var seen: [(String, String)] = []
+            for e in endpoints {
+                for (key, dir) in [("incoming", e.incomingDirectory), ("outputs", e.outputsDirectory), ("errors", e.errorsDirectory)] {
+                    for (otherKey, other) in seen where dir == other || dir.hasPrefix(other + "/") || other.hasPrefix(dir + "/") {
+                        throw fail("endpoints.\(e.name).\(key)", "folder \"\(dir)\" overlaps \(otherKey) (\"\(other)\")")
+                    }
+                    seen.append(("endpoints.\(e.name).\(key)", dir))
+                }
+            }
+        }
+
+        func endpoint(_ name: String, _ value: TOMLValue) throws(ConfigError) -> EndpointConfig {
+            let prefix = "endpoints.\(name)"
+            guard name.range(of: "^[A-Za-z0-9](-*[A-Za-z0-9])*$", options: .regularExpression) != nil, name.count <= 63 else {
+                throw fail(prefix, "endpoint names are 1–63 letters, digits and inner hyphens")
+            }
+            let t = try table(value, prefix)
+            try checkKeys(t, allowed: [
+                "model", "max_concurrent_invocations_per_instance", "instances", "invocation_timeout_seconds",
+                "request_ttl_seconds", "max_payload_bytes", "chunk_bytes", "split", "max_attempts",
+                "notifications", "incoming", "outputs", "errors",
+            ], at: prefix)
+            var model = ModelSpec.builtin("sha256")
+            if let v = t["model"] { model = try self.model(v, "\(prefix).model") }
+            var e = EndpointConfig(name: name, model: model)
+            if let v = t["incoming"] { e.incomingDirectory = try directory(v, "\(prefix).incoming") }
+            if let v = t["outputs"] { e.outputsDirectory = try directory(v, "\(prefix).outputs") }
+            if let v = t["errors"] { e.errorsDirectory = try directory(v, "\(prefix).errors") }
+            if let v = t["max_concurrent_invocations_per_instance"] {
+                e.maxConcurrentInvocationsPerInstance = Int(try int(v, "\(prefix).max_concurrent_invocations_per_instance", 1...1000))
+            }
+            if let v = t["instances"] { e.instances = try instances(v, "\(prefix).instances", base: e.instances) }
+            if let v = t["invocation_timeout_seconds"] {
+                e.invocationTimeoutSeconds = Int(try int(v, "\(prefix).invocation_timeout_seconds", 1...3600))
+            }
+            if let v = t["request_ttl_seconds"] {
+                e.requestTTLSeconds = Int(try int(v, "\(prefix).request_ttl_seconds", 60...21600))
+            }
+            if let v = t["max_payload_bytes"] { e.maxPayloadBytes = try int(v, "\(prefix).max_payload_bytes", 0...(1 << 40)) }
+            if let v = t["chunk_bytes"] { e.chunkBytes = Int(try int(v, "\(prefix).chunk_bytes", 4096...(64 << 20))) }
+            if let v = t["split"] {
+                let s = try string(v, "\(prefix).split")
+                guard let mode = SplitMode(rawValue: s) else { throw fail("\(prefix).split", "must be \"none\" or \"line\", got \"\(s)\"") }
+                e.split = mode
+            }
+            if let v = t["max_attempts"] { e.maxAttempts = Int(try int(v, "\(prefix).max_attempts", 1...10)) }
+            if let v = t["notifications"] { e.notifications = try notifications(v, "\(prefix).notifications") }
+            return e
+        }
+
+        func model(_ value: TOMLValue, _ key: String) throws(ConfigError) -> ModelSpec {
+            let t = try table(value, key)
+            guard t.keys.count == 1, let kind = t.keys.first else {
+                throw fail(key, "must name exactly one of builtin, command, container, url")
+            }
+            let v = t[kind]!
+            switch kind {
+            case "builtin":
+                let name = try string(v, "\(key).builtin")
+                guard ConfigLoader.builtinModels.contains(name) else {
+                    throw fail("\(key).builtin", "unknown builtin model \"\(name)\" (known: \(ConfigLoader.builtinModels.sorted().joined(separator: ", ")))")
+                }
+                return .builtin(name)
+            case "command":
+                return .command(try argv(v, "\(key).command"))
+            case "container":
+                let c = try table(v, "\(key).container")
+                try checkKeys(c, allowed: ["serve", "port"], at: "\(key).container")
+                guard let serve = c["serve"] else { throw fail("\(key).container.serve", "is required") }
+                let port = try c["port"].map { (p) throws(ConfigError) in try int(p, "\(key).container.port", 1...65535) } ?? 8080
+                return .container(serve: try argv(serve, "\(key).container.serve"), port: Int(port))
+            case "url":
+                let s = try string(v, "\(key).url")
+                guard let url = URL(string: s), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+                    throw fail("\(key).url", "must be an http:// or https:// URL, got \"\(s)\"")
+                }
+                return .url(s)
+            default:
+                throw fail("\(key).\(kind)", "unknown model kind (known: builtin, command, container, url)")
+            }
+        }
+
+        func instances(_ value: TOMLValue, _ key: String, base: InstanceConfig) throws(ConfigError) -> InstanceConfig {
+            let t = try table(value, key)
+            try checkKeys(t, allowed: ["min", "max", "idle_seconds"], at: key)
+            var i = base
+            if let v = t["max"] { i.max = Int(try int(v, "\(key).max", 1...64)) }
+            if let v = t["min"] { i.min = Int(try int(v, "\(key).min", 0...64)) }
+            if let v = t["idle_seconds"] { i.idleSeconds = Int(try int(v, "\(key).idle_seconds", 0...86400)) }
+            guard i.min <= i.max else { throw fail("\(key).min", "must not exceed max (\(i.max)), got \(i.min)") }
+            return i
+        }
+
+        func notifications(_ value: TOMLValue, _ key: String) throws(ConfigError) -> NotificationConfig {
+            let t = try table(value, key)
+            try checkKeys(t, allowed: ["on_success", "on_error", "webhook", "include_inference_response"], at: key)
+            var n = NotificationConfig()
+            if let v = t["on_success"] { n.onSuccess = try argv(v, "\(key).on_success") }
+            if let v = t["on_error"] { n.onError = try argv(v, "\(key).on_error") }
+            if let v = t["webhook"] {
+                let s = try string(v, "\(key).webhook")
+                guard let url = URL(string: s), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+                    throw fail("\(key).webhook", "must be an http:// or https:// URL, got \"\(s)\"")
+                }
+                n.webhook = s
+            }
+            if let v = t["include_inference_response"] {
+                n.includeInferenceResponse = try bool(v, "\(key).include_inference_response")
+            }
+            return n
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+
+/// Which model an endpoint runs.
+public enum ModelSpec: Sendable, Equatable {
+    /// An in-process model shipped with Spool (`echo`, `sha256`, `wc`; `fail` and `sleep` for tests).
+    case builtin(String)
+    /// One process per request: payload on stdin, output from stdout.
+    case command([String])
+    /// A SageMaker-style model server Spool starts and manages.
+    case container(serve: [String], port: Int)
+    /// A SageMaker-style model server someone else runs.
+    case url(String)
+
+    public var isBuiltin: Bool {
+        if case .builtin = self { true } else { false }
+    }
+}
+
+/// How a payload is handed to the model.
+public enum SplitMode: String, Sendable, Equatable {
+    /// The whole payload in one invocation.
+    case none
+    /// Newline-delimited records, batched across instances, reassembled in order.
+    case line
+}
+
+/// Where finished-request notifications go besides `events.jsonl`.
+public struct NotificationConfig: Sendable, Equatable {
+    /// argv run with the event JSON on stdin for each success. Default: none.
+    public var onSuccess: [String]?
+    /// argv run with the event JSON on stdin for each failure. Default: none.
+    public var onError: [String]?
+    /// URL the event JSON is POSTed to. Default: none.
+    public var webhook: String?
+    /// Embed outputs of at most 128 KB in the event as base64. Default: false.
+    public var includeInferenceResponse = false
+
+    public init() {}
+}
+
+/// Model instances for an endpoint.
+public struct InstanceConfig: Sendable, Equatable {
+    /// Instances kept running when idle. Default 0 (scale to zero).
+    public var min: Int
+    /// Most instances at once, 1–64. Default 1; builtin models: one per CPU core.
+    public var max: Int
+    /// Idle seconds before an instance above `min` is stopped. Default 300.
+    public var idleSeconds: Int
+
+    public init(min: Int = 0, max: Int = 1, idleSeconds: Int = 300) {
+        self.min = min
+        self.max = max
+        self.idleSeconds = idleSeconds
+    }
+}
+
+/// One endpoint: a model and the folders it serves, mirroring SageMaker's AsyncInferenceConfig.
+public struct EndpointConfig: Sendable, Equatable {
+    public var name: String
+    /// Drop folder, relative to the root. Default `incoming` ("default") or `NAME/incoming`.
+    public var incomingDirectory: String
+    /// Results folder, relative to the root. Default `outputs` or `NAME/outputs`.
+    public var outputsDirectory: String
+    /// Error-marker folder, relative to the root. Default `errors` or `NAME/errors`.
+    public var errorsDirectory: String
+    /// Default `{ builtin = "sha256" }`.
+    public var model: ModelSpec = .builtin("sha256")
+    /// In-flight requests per instance, 1–1000. Default 1.
+    public var maxConcurrentInvocationsPerInstance = 1
+    public var instances: InstanceConfig
+    /// 1–3600 seconds. Default 900.
+    public var invocationTimeoutSeconds = 900
+    /// 60–21600 seconds. Default 21600.
+    public var requestTTLSeconds = 21600
+    /// Default 1 GiB.
+    public var maxPayloadBytes: Int64 = 1 << 30
+    /// Streaming chunk size, 4 KiB–64 MiB. Default 1 MiB.
+    public var chunkBytes = 1 << 20
+    /// Default `none`.
+    public var split: SplitMode = .none
+    /// Attempts for retryable failures, 1–10. Default 1.
+    public var maxAttempts = 1
+    public var notifications = NotificationConfig()
+
+    public init(name: String, model: ModelSpec = .builtin("sha256")) {
+        self.name = name
+        let prefix = name == "default" ? "" : "\(name)/"
+        self.incomingDirectory = prefix + "incoming"
+        self.outputsDirectory = prefix + "outputs"
+        self.errorsDirectory = prefix + "errors"
+        self.model = model
+        self.instances = model.isBuiltin
+            ? InstanceConfig(min: 0, max: Swift.max(1, ProcessInfo.processInfo.activeProcessorCount))
+            : InstanceConfig()
+    }
+
+    /// Requests this endpoint may run at once in one process.
+    public var concurrency: Int { instances.max * maxConcurrentInvocationsPerInstance }
+}
+
+/// Settings for the whole spool.
+public struct SpoolConfig: Sendable, Equatable {
+    public var endpoints: [EndpointConfig]
+    /// Delete a payload once its request succeeds. Default true.
+    public var deleteSucceededInputs = true
+    /// Keep payloads of failed requests for `spool retry` until `spool gc`. Default true.
+    public var keepFailedInputs = true
+
+    public init(endpoints: [EndpointConfig] = [EndpointConfig(name: "default")]) {
+        self.endpoints = endpoints
+    }
+
+    public func endpoint(named name: String) -> EndpointConfig? {
+        endpoints.first { $0.name == name }
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+
+/// The durable record of every request: the queue, its claims, and its history.
+///
+/// SQLite is the embedded implementation; a PostgreSQL one will share this protocol and its
+/// conformance tests. Every method is safe to call from several processes sharing one ledger:
+/// a request is claimed by exactly one caller.
+public protocol Ledger: Sendable {
+    /// Records a new request. A request given an `initialFailure` is recorded as already `failed`
+    /// (bad metadata, payload too large) so that it has a row, a marker and an event like any other.
+    /// - Throws: `LedgerError.duplicateInferenceID` when the id is taken.
+    func admit(_ request: InferenceRequest, initialFailure: Failure?) async throws -> InferenceRequest
+
+    /// Expires queued requests past their TTL, then claims the oldest queued request of one of
+    /// `endpoints` for `owner` (state `running`, one more attempt). One statement claims.
+    func claimNext(endpoints: [String], owner: String, now: Date) async throws -> ClaimResult
+
+    /// Records the bytes consumed so far. Returns false when the request is no longer running
+    /// for `owner` (cancelled, or taken away): the caller should stop the attempt.
+    func recordProgress(id: String, owner: String, bytes: Int64) async throws -> Bool
+
+    /// Ends the current attempt of a request `owner` is running. A retryable failure with attempts
+    /// left goes back to the queue. Returns nil when the request was no longer running for `owner`.
+    func finish(id: String, owner: String, result: AttemptResult, now: Date) async throws -> InferenceRequest?
+
+    /// Gives the requests `owner` is running back to the queue without using their attempt
+    /// (graceful shutdown, or a rescue of a dead owner). Returns how many.
+    @discardableResult
+    func requeue(owner: String) async throws -> Int
+
+    /// The owners with requests in `running`, for the rescuer to check which are alive.
+    func runningOwners() async throws -> Set<String>
+
+    /// Cancels a queued or running request. Returns the updated request, or nil if unknown.
+    /// - Throws: `LedgerError.conflict` when it already finished.
+    func cancel(id: String, now: Date) async throws -> InferenceRequest?
+
+    /// Sends a failed, expired or cancelled request back to the queue.
+    /// - Throws: `LedgerError.conflict` when it is not in such a state.
+    func retry(id: String, now: Date) async throws -> InferenceRequest?
+
+    func request(id: String) async throws -> InferenceRequest?
+
+    /// Requests matching `query`, newest first.
+    func list(_ query: LedgerQuery) async throws -> [InferenceRequest]
+
+    /// Counts by state and the oldest queued arrival, per endpoint.
+    func queueStats() async throws -> [String: QueueStats]
+
+    /// Of the given claim tokens, those with no request: claims a crash left half-made.
+    func unknownClaimTokens(_ tokens: [String]) async throws -> [String]
+
+    /// Finished requests whose notification has not been written yet, oldest first.
+    func unnotified(limit: Int) async throws -> [InferenceRequest]
+
+    func markNotified(ids: [String]) async throws
+}
+
+/// What `claimNext` did.
+public struct ClaimResult: Sendable {
+    /// The request now running for the caller, if one was queued.
+    public var claimed: InferenceRequest?
+    /// Requests the call moved from `queued` to `expired`; their markers are the caller's to write.
+    public var expired: [InferenceRequest]
+
+    public init(claimed: InferenceRequest?, expired: [InferenceRequest]) {
+        self.claimed = claimed
+        self.expired = expired
+    }
+}
+
+/// How an attempt ended.
+public enum AttemptResult: Sendable, Equatable {
+    case succeeded
+    case failed(Failure)
+}
+
+/// A filter for `Ledger.list`.
+public struct LedgerQuery: Sendable {
+    public var states: [RequestState]?
+    public var endpoint: String?
+    public var limit: Int
+    /// Only requests whose finish time is before this date (for gc).
+    public var finishedBefore: Date?
+
+    public init(states: [RequestState]? = nil, endpoint: String? = nil, limit: Int = 100, finishedBefore: Date? = nil) {
+        self.states = states
+        self.endpoint = endpoint
+        self.limit = limit
+        self.finishedBefore = finishedBefore
+    }
+}
+
+/// One endpoint's queue at a glance.
+public struct QueueStats: Sendable, Equatable, Codable {
+    public var counts: [RequestState: Int]
+    /// Arrival time of the oldest queued request.
+    public var oldestQueuedAt: Date?
+
+    public init(counts: [RequestState: Int] = [:], oldestQueuedAt: Date? = nil) {
+        self.counts = counts
+        self.oldestQueuedAt = oldestQueuedAt
+    }
+
+    public func count(_ state: RequestState) -> Int { counts[state] ?? 0 }
+}
+
+/// Errors a ledger reports that callers act on.
+public enum LedgerError: Error, Equatable, CustomStringConvertible {
+    case duplicateInferenceID(String)
+    case conflict(String)
+    /// The storage failed; `code` is the engine's result code.
+    case storage(code: Int32, message: String)
+
+    public var description: String {
+        switch self {
+        case .duplicateInferenceID(let id): "InferenceId \(id) is already used"
+        case .conflict(let reason): reason
+        case .storage(let code, let message): "ledger error \(code): \(message)"
+        }
+    }
+}
