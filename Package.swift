@@ -17,20 +17,21 @@ let package = Package(
     targets: [
         // The domain: requests, states, configuration, and the protocols everything else implements.
         .target(name: "SpoolCore"),
-        // SHA-256 from the system's libcrypto, which uses the CPU's SHA extensions.
-        .systemLibrary(name: "CSpoolCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // The system: SHA-256 from libcrypto (it uses the CPU's SHA extensions) and Linux calls Glibc hides.
+        .systemLibrary(name: "CSpoolSystem", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .target(
             name: "SpoolLedger",
             dependencies: ["SpoolCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(name: "SpoolIntake", dependencies: ["SpoolCore"]),
-        .target(name: "SpoolExecutors", dependencies: ["SpoolCore", "CSpoolCrypto"]),
+        .target(name: "SpoolExecutors", dependencies: ["SpoolCore", "CSpoolSystem"]),
         .target(
             name: "SpoolDaemon",
             dependencies: [
                 "SpoolCore", "SpoolLedger", "SpoolIntake", "SpoolExecutors",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(

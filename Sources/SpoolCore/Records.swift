@@ -1,0 +1,108 @@
+import Foundation
+
+/// Timestamps as SageMaker writes them: ISO 8601, UTC, milliseconds.
+public enum Timestamp {
+    public static func string(_ date: Date) -> String {
+        date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon).timeZone(separator: .omitted))
+    }
+}
+
+/// The error marker written to `errors/<path>.error.json`.
+public struct ErrorMarker: Sendable, Codable, Equatable {
+    public var inferenceId: String
+    public var endpointName: String
+    /// Where the payload was dropped or submitted.
+    public var inputLocation: String
+    /// Where the payload is kept for `spool retry` (until `spool gc`), when it is kept.
+    public var keptInputLocation: String?
+    public var failureCode: String
+    /// One human sentence.
+    public var failureReason: String
+    public var attempts: Int
+    public var receivedTime: String
+    public var failedTime: String
+    public var exitStatus: Int32?
+    public var signal: Int32?
+    public var httpStatus: Int?
+    /// The last 4 KiB of the model's stderr or response body.
+    public var modelOutputTail: String?
+
+    public init(request: InferenceRequest, inputLocation: String, keptInputLocation: String?, failedAt: Date) {
+        inferenceId = request.id
+        endpointName = request.endpoint
+        self.inputLocation = inputLocation
+        self.keptInputLocation = keptInputLocation
+        failureCode = (request.failureCode ?? .modelError).rawValue
+        failureReason = request.failureReason ?? "The request failed."
+        attempts = request.attempts
+        receivedTime = Timestamp.string(request.receivedAt)
+        failedTime = Timestamp.string(request.finishedAt ?? failedAt)
+        exitStatus = request.evidence?.exitStatus
+        signal = request.evidence?.signal
+        httpStatus = request.evidence?.httpStatus
+        modelOutputTail = request.evidence?.tail
+    }
+}
+
+/// A line of `events.jsonl`: SageMaker's async inference notification schema.
+public struct NotificationEvent: Sendable, Codable, Equatable {
+    public struct RequestParameters: Sendable, Codable, Equatable {
+        public var endpointName: String
+        public var inputLocation: String
+        public var contentType: String?
+        public var accept: String?
+    }
+
+    public struct ResponseParameters: Sendable, Codable, Equatable {
+        public var contentType: String?
+        public var outputLocation: String
+    }
+
+    public struct ResponseBody: Sendable, Codable, Equatable {
+        public var content: String
+        public var encoding: String
+    }
+
+    public var eventVersion = "1.0"
+    public var eventSource = "spool"
+    public var eventName = "InferenceResult"
+    public var eventTime: String
+    public var receivedTime: String
+    public var invocationStatus: String
+    public var inferenceId: String
+    public var requestParameters: RequestParameters
+    public var responseParameters: ResponseParameters?
+    public var failureReason: String?
+    public var failureCode: String?
+    public var failureLocation: String?
+    public var responseBody: ResponseBody?
+
+    /// The event for a finished request. Locations are absolute paths.
+    public init(request: InferenceRequest, inputLocation: String, outputLocation: String, failureLocation: String, eventTime: Date) {
+        self.eventTime = Timestamp.string(eventTime)
+        receivedTime = Timestamp.string(request.receivedAt)
+        inferenceId = request.id
+        requestParameters = RequestParameters(
+            endpointName: request.endpoint, inputLocation: inputLocation,
+            contentType: request.contentType, accept: request.accept
+        )
+        if request.state == .succeeded {
+            invocationStatus = "Completed"
+            responseParameters = ResponseParameters(contentType: request.accept, outputLocation: outputLocation)
+        } else {
+            invocationStatus = "Failed"
+            failureReason = request.failureReason
+            failureCode = request.failureCode?.rawValue
+            self.failureLocation = failureLocation
+        }
+    }
+
+    /// One compact JSON line, newline included.
+    public func jsonLine() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var data = (try? encoder.encode(self)) ?? Data("{}".utf8)
+        data.append(0x0A)
+        return data
+    }
+}

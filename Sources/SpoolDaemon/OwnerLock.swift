@@ -1,0 +1,53 @@
+import Foundation
+import SpoolCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Proves a process is alive to the others sharing a spool root: each process holds an exclusive
+/// `flock` on `.spool/locks/<owner>.lock` for as long as it runs; the kernel drops it when the
+/// process dies, however it dies. A rescuer that can take the lock knows the owner is gone.
+public final class OwnerLock: Sendable {
+    public let owner: String
+    private let fd: Int32
+    private let path: String
+
+    /// Creates and locks this process's owner file.
+    public init(layout: SpoolLayout, owner: String) throws {
+        let directory = layout.path(SpoolLayout.locksDirectory)
+        try Posix.makeDirectories(directory)
+        self.owner = owner
+        path = "\(directory)/\(owner).lock"
+        fd = try Posix.open(path, O_RDWR | O_CREAT)
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let e = errno
+            close(fd)
+            throw Posix.Error(call: "flock", path: path, errno: e)
+        }
+    }
+
+    deinit {
+        _ = unlink(path)
+        close(fd)
+    }
+
+    /// Whether the process that owns `owner` is still running.
+    public static func isAlive(layout: SpoolLayout, owner: String) -> Bool {
+        let path = "\(layout.path(SpoolLayout.locksDirectory))/\(owner).lock"
+        let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 {
+            // Nobody holds it: the owner died. Remove the stale file while we hold the lock.
+            _ = unlink(path)
+            return false
+        }
+        return true
+    }
+
+    /// A fresh owner name for this process: its pid and a unique suffix.
+    public static func newOwnerName(ids: InferenceIDGenerator) -> String {
+        "\(getpid())-\(ids.next())"
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import Logging
+import SpoolCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Makes a finished request visible: its error marker, the removal of a succeeded payload, its
+/// line in `events.jsonl`, and finally the ledger's `notified` flag.
+///
+/// Every step is idempotent but the event line, so recovery can publish again any finished
+/// request whose flag is not set; recovery first looks for the id in the tail of `events.jsonl`.
+public final class ResultPublisher: Sendable {
+    let layout: SpoolLayout
+    let config: SpoolConfig
+    let ledger: any Ledger
+    let logger: Logger
+    private let events = Mutex<Int32>(-1)
+
+    public init(layout: SpoolLayout, config: SpoolConfig, ledger: any Ledger, logger: Logger) {
+        self.layout = layout
+        self.config = config
+        self.ledger = ledger
+        self.logger = logger
+    }
+
+    deinit {
+        events.withLock { fd in if fd >= 0 { close(fd) } }
+    }
+
+    /// Where a request's payload was dropped or submitted (absolute).
+    public func inputLocation(_ request: InferenceRequest) -> String {
+        guard request.source == .drop, let endpoint = config.endpoint(named: request.endpoint) else {
+            return layout.path(request.claimedPayloadPath)
+        }
+        return layout.path("\(endpoint.incomingDirectory)/\(request.inputPath)")
+    }
+
+    /// Writes the side effects of a finished request and marks it notified.
+    /// - Parameter skipEventIfLogged: recovery passes the ids already present in `events.jsonl`.
+    public func publish(_ request: InferenceRequest, eventAlreadyLogged: Bool = false) async {
+        guard request.state.isTerminal else { return }
+        var meta: Logger.Metadata = ["spool.request.id": "\(request.id)", "spool.endpoint": "\(request.endpoint)"]
+        if request.state == .succeeded {
+            if config.deleteSucceededInputs { removeClaim(request) }
+        } else {
+            meta["spool.failure.code"] = "\(request.failureCode?.rawValue ?? "")"
+            writeMarker(request)
+            if !config.keepFailedInputs { removeClaim(request) }
+        }
+        if !eventAlreadyLogged { appendEvent(request) }
+        do {
+            try await ledger.markNotified(ids: [request.id])
+        } catch {
+            logger.error("could not mark the request notified", metadata: meta.merging(["spool.error": "\(error)"]) { $1 })
+        }
+        if request.state == .succeeded {
+            logger.info("request succeeded", metadata: meta)
+        } else {
+            meta["spool.failure.reason"] = "\(request.failureReason ?? "")"
+            logger.warning("request \(request.state.rawValue)", metadata: meta)
+        }
+    }
+
+    func writeMarker(_ request: InferenceRequest) {
+        let kept = config.keepFailedInputs ? layout.path(request.claimedPayloadPath) : nil
+        let marker = ErrorMarker(request: request, inputLocation: inputLocation(request), keptInputLocation: kept, failedAt: Date())
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        do {
+            var data = try encoder.encode(marker)
+            data.append(0x0A)
+            try Posix.writeAtomically(data, to: layout.path(request.failureLocation), temporaryDirectory: layout.path(SpoolLayout.partialDirectory))
+        } catch {
+            logger.error("could not write the error marker", metadata: ["spool.request.id": "\(request.id)", "spool.error": "\(error)"])
+        }
+    }
+
+    func removeClaim(_ request: InferenceRequest) {
+        let directory = layout.path(request.claimDirectory)
+        do {
+            try FileManager.default.removeItem(atPath: directory)
+        } catch let error as CocoaError where error.code == .fileNoSuchFile {
+            return
+        } catch {
+            if FileManager.default.fileExists(atPath: directory) {
+                logger.warning("could not remove the payload", metadata: ["spool.request.id": "\(request.id)", "spool.error": "\(error)"])
+            }
+        }
+    }
+
+    func event(for request: InferenceRequest) -> NotificationEvent {
+        NotificationEvent(
+            request: request, inputLocation: inputLocation(request),
+            outputLocation: layout.path(request.outputLocation), failureLocation: layout.path(request.failureLocation),
+            eventTime: request.finishedAt ?? Date()
+        )
+    }
+
+    /// Appends one line with a single `write` on an `O_APPEND` descriptor, so lines from several
+    /// processes never interleave.
+    func appendEvent(_ request: InferenceRequest) {
+        let line = event(for: request).jsonLine()
+        events.withLock { fd in
+            if fd < 0 {
+                fd = (try? Posix.open(layout.eventsPath, O_WRONLY | O_APPEND | O_CREAT)) ?? -1
+            }
+            guard fd >= 0 else {
+                logger.error("could not open events.jsonl", metadata: ["spool.request.id": "\(request.id)"])
+                return
+            }
+            do {
+                try Posix.writeAll(fd, line, layout.eventsPath)
+            } catch {
+                logger.error("could not append the event", metadata: ["spool.request.id": "\(request.id)", "spool.error": "\(error)"])
+            }
+        }
+    }
+
+    /// Inference ids that appear in the last `bytes` of `events.jsonl`.
+    func recentlyLoggedIDs(bytes: Int = 1 << 20) -> Set<String> {
+        guard let handle = FileHandle(forReadingAtPath: layout.eventsPath) else { return [] }
+        defer { try? handle.close() }
+        let end = (try? handle.seekToEnd()) ?? 0
+        try? handle.seek(toOffset: end > UInt64(bytes) ? end - UInt64(bytes) : 0)
+        guard let data = try? handle.readToEnd() else { return [] }
+        var ids = Set<String>()
+        let decoder = JSONDecoder()
+        for line in data.split(separator: 0x0A) {
+            if let event = try? decoder.decode(NotificationEvent.self, from: line) { ids.insert(event.inferenceId) }
+        }
+        return ids
+    }
+}

@@ -1,0 +1,56 @@
+import Logging
+import ServiceLifecycle
+import SpoolCore
+import Synchronization
+
+/// Feeds candidates from an intake source into the engine until graceful shutdown.
+struct IntakeService: Service {
+    let engine: SpoolEngine
+    let source: any IntakeSource
+
+    func run() async throws {
+        for await candidate in source.candidates().cancelOnGracefulShutdown() {
+            await engine.admit(candidate)
+        }
+    }
+}
+
+/// The workers of every endpoint. On graceful shutdown they stop claiming and let in-flight
+/// requests finish; the service group cancels what is still running after its grace period,
+/// and those requests go back to the queue.
+struct WorkerPoolService: Service {
+    let engine: SpoolEngine
+
+    func run() async throws {
+        let stopping = AtomicFlag()
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for endpoint in engine.config.endpoints {
+                    for _ in 0..<endpoint.concurrency {
+                        group.addTask {
+                            await engine.runWorker(endpoint: endpoint.name) { stopping.load() }
+                        }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            stopping.set()
+            engine.wakeAll()
+        }
+    }
+}
+
+/// Rescues the work of processes that died, records their half-made claims and publishes what
+/// they finished, every few seconds.
+struct MaintenanceService: Service {
+    let engine: SpoolEngine
+    let interval: Duration
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            if Task.isCancelled || Task.isShuttingDownGracefully { return }
+            await engine.recover()
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+import SpoolCore
+import SpoolIntake
+import SpoolLedger
+
+/// Runs Spool on a root: `serve` until a signal, or `drain` what is there and stop.
+public struct SpoolDaemon: Sendable {
+    public struct Options: Sendable {
+        /// Scan every this many seconds instead of watching with inotify.
+        public var pollSeconds: Double?
+        /// How long in-flight requests may run after SIGTERM before they go back to the queue.
+        public var gracePeriod: Duration = .seconds(10)
+
+        public init(pollSeconds: Double? = nil) {
+            self.pollSeconds = pollSeconds
+        }
+    }
+
+    public let engine: SpoolEngine
+    let logger: Logger
+
+    /// Opens the ledger and prepares the engine (folders, owner lock). Recovery runs in `serve`/`drain`.
+    public init(layout: SpoolLayout, config: SpoolConfig, logger: Logger) throws {
+        let ledger = try SQLiteLedger(path: layout.ledgerPath)
+        engine = try SpoolEngine(layout: layout, config: config, ledger: ledger, logger: logger)
+        self.logger = logger
+    }
+
+    /// Watches, queues and runs until SIGTERM or SIGINT (or task cancellation), then stops
+    /// gracefully: intake first, then workers; unfinished requests return to the queue.
+    public func serve(options: Options, signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
+        await engine.recover(settleSeconds: 0)
+        let source: any IntakeSource = if let seconds = options.pollSeconds {
+            PollingIntake(folders: engine.dropFolders, interval: .milliseconds(Int(seconds * 1000)))
+        } else {
+            try InotifyIntake(folders: engine.dropFolders)
+        }
+        var configuration = ServiceGroupConfiguration(
+            services: [
+                .init(service: WorkerPoolService(engine: engine), serviceName: "workers"),
+                .init(service: MaintenanceService(engine: engine, interval: .seconds(5)), serviceName: "maintenance"),
+                .init(service: IntakeService(engine: engine, source: source), serviceName: "intake"),
+            ],
+            gracefulShutdownSignals: signals,
+            logger: logger
+        )
+        configuration.maximumGracefulShutdownDuration = options.gracePeriod
+        let group = ServiceGroup(configuration: configuration)
+        logger.info("spool is running", metadata: [
+            "spool.root": "\(engine.layout.root)",
+            "spool.endpoints": "\(engine.config.endpoints.map(\.name).joined(separator: ","))",
+        ])
+        defer { logger.info("spool stopped") }
+        do {
+            try await group.run()
+        } catch {
+            try? await engine.ledger.requeue(owner: engine.owner)
+            throw error
+        }
+        try await engine.ledger.requeue(owner: engine.owner)
+    }
+
+    /// Admits everything in the drop folders, processes the queue until it is empty, waits for
+    /// the requests it admitted to finish (another process may be running some), and returns
+    /// them: the caller's exit status is 0 when all succeeded.
+    public func drain() async throws -> [InferenceRequest] {
+        await engine.recover(settleSeconds: 0)
+        for (endpoint, directory) in engine.dropFolders {
+            for candidate in DirectoryScanner.scan(endpoint: endpoint, directory: directory) {
+                await engine.admit(candidate)
+            }
+        }
+        await withDiscardingTaskGroup { group in
+            for endpoint in engine.config.endpoints {
+                for _ in 0..<endpoint.concurrency {
+                    group.addTask { await engine.runWorker(endpoint: endpoint.name, untilIdle: true) }
+                }
+            }
+        }
+        var results: [InferenceRequest] = []
+        for id in engine.admittedIDs {
+            while true {
+                guard let request = try await engine.ledger.request(id: id) else { break }
+                if request.state.isTerminal {
+                    results.append(request)
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        await engine.recover(settleSeconds: 0)
+        return results
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import Logging
+import SpoolCore
+import SpoolIntake
+
+extension SpoolEngine {
+    /// Repairs what a crash of any process sharing this root left behind. Runs before the services
+    /// start and then periodically; each step is safe while other processes work.
+    ///
+    /// 1. Requests left `running` by a dead owner go back to the queue without using an attempt.
+    /// 2. Claims a dead process made but never recorded (it died between the rename and the ledger
+    ///    insert) are recorded now: the claim folder keeps the payload's relative path.
+    /// 3. Finished requests whose marker, payload removal or event was not done are published.
+    public func recover(settleSeconds: TimeInterval = 5) async {
+        do {
+            for dead in try await ledger.runningOwners() where dead != owner && !OwnerLock.isAlive(layout: layout, owner: dead) {
+                let count = try await ledger.requeue(owner: dead)
+                logger.notice("requeued requests of a stopped process", metadata: ["spool.owner": "\(dead)", "spool.count": "\(count)"])
+                config.endpoints.forEach { wake($0.name) }
+            }
+        } catch {
+            logger.error("could not rescue running requests", metadata: ["spool.error": "\(error)"])
+        }
+        await recordOrphanedClaims()
+        await publishUnnotified(settleSeconds: settleSeconds)
+    }
+
+    func recordOrphanedClaims() async {
+        for endpoint in config.endpoints {
+            let tokens = claimer.claimTokens(endpoint: endpoint.name).filter { token in
+                guard let claimOwner = PayloadClaimer.owner(ofToken: token) else { return true }
+                return claimOwner != owner && !OwnerLock.isAlive(layout: layout, owner: claimOwner)
+            }
+            guard !tokens.isEmpty else { continue }
+            do {
+                for token in try await ledger.unknownClaimTokens(tokens) {
+                    guard let claimed = claimer.recover(endpoint: endpoint.name, token: token) else { continue }
+                    logger.notice("recording a claim left by a stopped process", metadata: ["spool.input": "\(claimed.relativePath)"])
+                    await record(claimed, endpoint: endpoint, source: .drop, metadata: nil)
+                }
+            } catch {
+                logger.error("could not check claims", metadata: ["spool.error": "\(error)"])
+            }
+        }
+    }
+
+    /// Publishes finished requests not yet notified that finished at least `settleSeconds` ago
+    /// (younger ones are still being published by the process that finished them).
+    func publishUnnotified(settleSeconds: TimeInterval) async {
+        do {
+            let cutoff = Date().addingTimeInterval(-settleSeconds)
+            let pending = try await ledger.unnotified(limit: 10_000).filter { ($0.finishedAt ?? .distantPast) <= cutoff }
+            guard !pending.isEmpty else { return }
+            let logged = publisher.recentlyLoggedIDs()
+            for request in pending {
+                await publisher.publish(request, eventAlreadyLogged: logged.contains(request.id))
+            }
+        } catch {
+            logger.error("could not publish finished requests", metadata: ["spool.error": "\(error)"])
+        }
+    }
+}

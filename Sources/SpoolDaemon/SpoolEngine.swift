@@ -1,0 +1,70 @@
+import Foundation
+import Logging
+import SpoolCore
+import SpoolExecutors
+import SpoolIntake
+import Synchronization
+
+/// The heart of a running Spool: claims dropped payloads into the ledger, runs queued requests
+/// through their endpoint's model, and publishes results. `spool serve` and `spool drain` wire it
+/// into services; tests drive it in-process.
+public final class SpoolEngine: Sendable {
+    public let layout: SpoolLayout
+    public let config: SpoolConfig
+    public let ledger: any Ledger
+    public let publisher: ResultPublisher
+    let claimer: PayloadClaimer
+    let executors: [String: any ModelExecutor]
+    let doorbells: [String: Doorbell]
+    let ids = InferenceIDGenerator()
+    let ownerLock: OwnerLock
+    let logger: Logger
+    /// Requests this process admitted (for `drain`'s exit status).
+    let admitted = Mutex<[String]>([])
+
+    public var owner: String { ownerLock.owner }
+
+    public init(layout: SpoolLayout, config: SpoolConfig, ledger: any Ledger, logger: Logger) throws {
+        self.layout = layout
+        self.config = config
+        self.ledger = ledger
+        self.logger = logger
+        publisher = ResultPublisher(layout: layout, config: config, ledger: ledger, logger: logger)
+        var executors: [String: any ModelExecutor] = [:]
+        var doorbells: [String: Doorbell] = [:]
+        for endpoint in config.endpoints {
+            executors[endpoint.name] = try ExecutorFactory.make(for: endpoint)
+            doorbells[endpoint.name] = Doorbell(maxPending: endpoint.concurrency)
+        }
+        self.executors = executors
+        self.doorbells = doorbells
+        for directory in [SpoolLayout.partialDirectory, SpoolLayout.claimedDirectory] {
+            try Posix.makeDirectories(layout.path(directory))
+        }
+        for endpoint in config.endpoints {
+            for directory in [endpoint.incomingDirectory, endpoint.outputsDirectory, endpoint.errorsDirectory] {
+                try Posix.makeDirectories(layout.path(directory))
+            }
+        }
+        ownerLock = try OwnerLock(layout: layout, owner: OwnerLock.newOwnerName(ids: ids))
+        claimer = PayloadClaimer(layout: layout, ids: ids, owner: ownerLock.owner)
+    }
+
+    /// The drop folders, as absolute paths, by endpoint.
+    public var dropFolders: [(endpoint: String, directory: String)] {
+        config.endpoints.map { ($0.name, layout.path($0.incomingDirectory)) }
+    }
+
+    /// Wakes a worker of `endpoint`: a request was queued.
+    func wake(_ endpoint: String) {
+        doorbells[endpoint]?.ring()
+    }
+
+    /// Wakes every idle worker (shutdown).
+    public func wakeAll() {
+        doorbells.values.forEach { $0.ringAll() }
+    }
+
+    /// Ids of the requests this process admitted.
+    public var admittedIDs: [String] { admitted.withLock { $0 } }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import SpoolCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The in-process models shipped with Spool.
+///
+/// - `echo`: the output is the payload (copied in the kernel, chunk by chunk).
+/// - `sha256`: `{"sha256":"<hex>","bytes":N}`.
+/// - `wc`: `{"lines":L,"words":W,"bytes":B}`, counted as `wc` does.
+/// - `fail` (test helper): always fails with `ModelError`.
+/// - `sleep` (test helper): sleeps for the number of seconds the payload holds as text, then
+///   echoes it; used to exercise timeouts, cancellation and crash recovery.
+public struct BuiltinExecutor: ModelExecutor {
+    public enum Model: String, Sendable, CaseIterable {
+        case echo, sha256, wc, fail, sleep
+    }
+
+    public let model: Model
+
+    public init(model: Model) {
+        self.model = model
+    }
+
+    public init?(name: String) {
+        guard let model = Model(rawValue: name) else { return nil }
+        self.model = model
+    }
+
+    public func invoke(_ invocation: Invocation) async -> AttemptResult {
+        switch model {
+        case .fail:
+            return .failed(Failure(
+                .modelError, "The builtin fail model always fails.",
+                evidence: ModelEvidence(exitStatus: 1, tail: "fail: this model fails every request\n")
+            ))
+        case .sleep:
+            return await sleepThenEcho(invocation)
+        case .echo, .sha256, .wc:
+            let model = self.model
+            let input = invocation.input
+            let output = invocation.output
+            let chunk = invocation.chunkBytes
+            let progress = invocation.progress
+            return await BlockingIO.run { flag in
+                Self.stream(model, input: input, output: output, chunkBytes: chunk, progress: progress, cancelled: flag)
+            }
+        }
+    }
+
+    private static func stream(
+        _ model: Model, input: Int32, output: Int32, chunkBytes: Int,
+        progress: @Sendable (Int64) -> Void, cancelled: CancellationFlag
+    ) -> AttemptResult {
+        _ = posix_fadvise(input, 0, 0, POSIX_FADV_SEQUENTIAL)
+        do throws(FileIO.Error) {
+            if model == .echo, let result = try copyInKernel(input: input, output: output, chunkBytes: chunkBytes, progress: progress, cancelled: cancelled) {
+                return result
+            }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkBytes, alignment: 4096)
+            defer { buffer.deallocate() }
+            var digest = model == .sha256 ? SHA256Digest() : nil
+            var counter = WordCounter()
+            var total: Int64 = 0
+            while true {
+                if cancelled.isCancelled { return .failed(Failure(.cancelled, "The invocation was stopped.")) }
+                let n: Int
+                do { n = try FileIO.read(input, into: buffer) } catch {
+                    return .failed(Failure(.inputUnreadable, "The payload could not be read: \(error.message)."))
+                }
+                if n == 0 { break }
+                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                switch model {
+                case .sha256: digest!.update(chunk)
+                case .wc: counter.update(chunk)
+                default: try FileIO.writeAll(output, chunk)
+                }
+                total += Int64(n)
+                progress(total)
+            }
+            switch model {
+            case .sha256:
+                let hex = digest.take()!.finalizeHex()
+                try FileIO.writeAll(output, #"{"sha256":"\#(hex)","bytes":\#(total)}"# + "\n")
+            case .wc:
+                try FileIO.writeAll(output, counter.json)
+            default:
+                break
+            }
+            return .succeeded
+        } catch {
+            return .failed(Failure(.outputWriteFailed, "The output could not be written: \(error.message)."))
+        }
+    }
+
+    /// `echo` by `copy_file_range`, `chunkBytes` at a time; nil when the kernel cannot copy
+    /// between these files and the caller should fall back to read/write (nothing was written).
+    private static func copyInKernel(
+        input: Int32, output: Int32, chunkBytes: Int, progress: @Sendable (Int64) -> Void, cancelled: CancellationFlag
+    ) throws(FileIO.Error) -> AttemptResult? {
+        var total: Int64 = 0
+        while true {
+            if cancelled.isCancelled { return .failed(Failure(.cancelled, "The invocation was stopped.")) }
+            let n: Int
+            do {
+                n = try FileIO.copyRange(from: input, to: output, count: chunkBytes)
+            } catch where total == 0 && [EXDEV, EINVAL, ENOSYS, EOPNOTSUPP, EBADF].contains(error.errno) {
+                return nil
+            } catch where error.errno == EIO {
+                return .failed(Failure(.inputUnreadable, "The payload could not be read: \(error.message)."))
+            }
+            if n == 0 { return .succeeded }
+            total += Int64(n)
+            progress(total)
+        }
+    }
+
+    private func sleepThenEcho(_ invocation: Invocation) async -> AttemptResult {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(invocation.input, $0.baseAddress, $0.count) }
+        let text = String(decoding: buffer.prefix(max(0, n)), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let seconds = Double(text), seconds >= 0, seconds < 86400 else {
+            return .failed(Failure(.modelError, "The builtin sleep model needs a number of seconds as its payload, got \"\(text.prefix(20))\"."))
+        }
+        do {
+            try await Task.sleep(for: .seconds(seconds))
+        } catch {
+            return .failed(Failure(.cancelled, "The invocation was stopped."))
+        }
+        do throws(FileIO.Error) {
+            try FileIO.writeAll(invocation.output, text + "\n")
+        } catch {
+            return .failed(Failure(.outputWriteFailed, "The output could not be written: \(error.message)."))
+        }
+        invocation.progress(Int64(max(0, n)))
+        return .succeeded
+    }
+}
+
+/// Builds the executor an endpoint's configuration names.
+public enum ExecutorFactory {
+    public static func make(for endpoint: EndpointConfig) throws -> any ModelExecutor {
+        switch endpoint.model {
+        case .builtin(let name):
+            guard let executor = BuiltinExecutor(name: name) else {
+                throw ExecutorError.unsupported("unknown builtin model \"\(name)\"")
+            }
+            return executor
+        case .command, .container, .url:
+            throw ExecutorError.unsupported("endpoint \(endpoint.name): this model kind is not available yet (only builtin models run in this version)")
+        }
+    }
+}
+
+/// Errors building executors.
+public enum ExecutorError: Error, CustomStringConvertible {
+    case unsupported(String)
+
+    public var description: String {
+        switch self {
+        case .unsupported(let reason): reason
+        }
+    }
+}

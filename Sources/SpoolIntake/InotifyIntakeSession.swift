@@ -1,0 +1,162 @@
+import Dispatch
+import Glibc
+import SpoolCore
+
+/// The state behind an `InotifyIntake`: the inotify descriptor, which folder each watch stands
+/// for, and the stream being fed.
+///
+/// Confinement: after `init` returns, every stored property is used only on `queue` (a serial
+/// queue that also runs the dispatch source's handlers). That is what `@unchecked Sendable`
+/// relies on; the methods that other threads call (`start`, `requestStop`, `waitUntilClosed`)
+/// only hop onto the queue.
+final class InotifyIntakeSession: @unchecked Sendable {
+    /// What one watch descriptor stands for.
+    struct Watch {
+        var folder: Int
+        /// Relative to the drop folder; empty for the drop folder itself.
+        var relative: String
+        /// The folder's identity when watched, to tell a rename inside the tree from a move away.
+        var device: UInt64
+        var inode: UInt64
+    }
+
+    enum State { case idle, running, stopped }
+
+    let folders: [DropFolder]
+    let queue = DispatchQueue(label: "spool.intake.inotify")
+    let watcher: InotifyWatcher
+    let onError: @Sendable (SpoolIntakeError) -> Void
+    var watches: [Int32: Watch] = [:]
+    var state = State.idle
+    var source: DispatchSourceRead?
+    var continuation: AsyncStream<IntakeCandidate>.Continuation?
+    /// Scanned files held back until they settle, and the timer that re-examines them.
+    var settling: SettlingFiles
+    var settleTimer: DispatchSourceTimer?
+    /// Entered at creation, left once the descriptor is closed.
+    private let closed = DispatchGroup()
+
+    /// Creates missing drop folders and adds a watch on every folder below them — all watches
+    /// exist before `start` scans, so nothing dropped in between is missed.
+    init(folders: [DropFolder], settle: Double, onError: @escaping @Sendable (SpoolIntakeError) -> Void) throws {
+        self.folders = folders
+        settling = SettlingFiles(settle: settle)
+        self.onError = onError
+        watcher = try InotifyWatcher()
+        closed.enter()
+        for (index, folder) in folders.enumerated() {
+            try FileTree.makeDirectories(folder.directory)
+            guard try addWatch(folder: index, relative: "", strict: true) != nil else { continue }
+            // A folder Spool cannot watch at start-up (permissions, the watch limit) is an error,
+            // not a blind spot; later, such problems are reported through `onError`.
+            var firstError: SpoolIntakeError?
+            scanner(index).walk(under: "", onError: { firstError = firstError ?? $0 }, enteringDirectory: { relative in
+                guard !relative.isEmpty, firstError == nil else { return }
+                do { try addWatch(folder: index, relative: relative, strict: true) } catch let error as SpoolIntakeError {
+                    if !error.isNotFound { firstError = error }
+                } catch {}
+            }, file: { _, _ in })
+            if let firstError { throw firstError }
+        }
+    }
+
+    func scanner(_ folder: Int) -> DirectoryScanner {
+        DirectoryScanner(endpoint: folders[folder].endpoint, directory: folders[folder].directory)
+    }
+
+    /// Starts delivering to `continuation`: scans every drop folder, then reads events.
+    /// A session runs once; a second start finds the stream finished at once.
+    func start(_ continuation: AsyncStream<IntakeCandidate>.Continuation) {
+        queue.async { [self] in
+            guard state == .idle else { return continuation.finish() }
+            state = .running
+            self.continuation = continuation
+            for index in folders.indices { scan(folder: index, under: "", rewatch: false) }
+            let source = DispatchSource.makeReadSource(fileDescriptor: watcher.descriptor, queue: queue)
+            source.setEventHandler { [self] in readEvents() }
+            source.setCancelHandler { [self] in finish() }
+            self.source = source
+            source.resume()
+        }
+    }
+
+    /// Asks the session to stop: the descriptor is closed and the stream finished. Never waits,
+    /// so it is safe from the stream's `onTermination`.
+    func requestStop() {
+        queue.async { [self] in
+            switch state {
+            case .idle:
+                state = .stopped
+                finish()
+            case .running:
+                state = .stopped
+                source?.cancel()
+            case .stopped:
+                break
+            }
+        }
+    }
+
+    /// Blocks until the descriptor is closed. Not to be called on `queue`.
+    func waitUntilClosed() {
+        dispatchPrecondition(condition: .notOnQueue(queue))
+        closed.wait()
+    }
+
+    /// Whether the inotify descriptor has been closed.
+    var isClosed: Bool { queue.sync { watcher.isClosed } }
+
+    private func finish() {
+        guard !watcher.isClosed else { return }
+        watcher.close()
+        source = nil
+        settleTimer?.cancel()
+        settleTimer = nil
+        watches = [:]
+        continuation?.finish()
+        continuation = nil
+        closed.leave()
+    }
+
+    /// Watches the folder `relative` of drop folder `folder`. Returns the watch descriptor, or
+    /// `nil` when the folder is gone; other failures are thrown (`strict`) or reported.
+    @discardableResult
+    func addWatch(folder: Int, relative: String, strict: Bool) throws -> Int32? {
+        let path = folders[folder].path(relative)
+        do {
+            let isDropFolder = relative.isEmpty
+            let watch = try watcher.addWatch(path, mask: isDropFolder ? InotifyMask.dropFolder : InotifyMask.subfolder)
+            let info = identity(path, follow: isDropFolder)
+            watches[watch] = Watch(folder: folder, relative: relative, device: info?.device ?? 0, inode: info?.inode ?? 0)
+            return watch
+        } catch let error as SpoolIntakeError {
+            if strict { throw error }
+            if !error.isNotFound { onError(error) }
+            return nil
+        }
+    }
+
+    /// The device and inode of the folder at `path` now, if it is a folder.
+    func identity(_ path: String, follow: Bool) -> (device: UInt64, inode: UInt64)? {
+        var info = stat()
+        let flags: Int32 = follow ? 0 : AT_SYMLINK_NOFOLLOW
+        guard (try? SystemCall.call("fstatat", path: path) { fstatat(AT_FDCWD, path, &info, flags) }) != nil,
+              info.isDirectory else { return nil }
+        return (UInt64(info.st_dev), UInt64(info.st_ino))
+    }
+
+    /// Yields every candidate below `relative` (through `offerScanned`). With `rewatch`, each folder is watched before it
+    /// is listed (a new sub-folder, or a rescan after an overflow); the watches are returned.
+    @discardableResult
+    func scan(folder: Int, under relative: String, rewatch: Bool) -> Set<Int32> {
+        var seen = Set<Int32>()
+        scanner(folder).walk(under: relative, onError: onError, enteringDirectory: { directory in
+            if rewatch, let watch = try? addWatch(folder: folder, relative: directory, strict: false) {
+                seen.insert(watch)
+            }
+        }, file: { path, type in
+            offerScanned(folder, path, type: type)
+        })
+        return seen
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import GRDB
+import SpoolCore
+
+extension SQLiteLedger {
+    /// How many values one `IN (…)` list binds; longer inputs are split, well under SQLite's
+    /// limit on bound parameters.
+    static let chunkSize = 500
+
+    /// The request with InferenceId `id`, or nil.
+    public func request(id: String) async throws -> InferenceRequest? {
+        try await read { db in
+            try Self.request(db, "SELECT * FROM requests WHERE id = \(id)")
+        }
+    }
+
+    /// Requests matching `query`, newest arrival first; `finishedBefore` keeps only finished
+    /// requests whose finish time is strictly before it.
+    public func list(_ query: LedgerQuery) async throws -> [InferenceRequest] {
+        var conditions: [SQL] = ["1"]
+        if let states = query.states {
+            conditions.append("state IN \(states.map(\.rawValue))")
+        }
+        if let endpoint = query.endpoint {
+            conditions.append("endpoint = \(endpoint)")
+        }
+        if let finishedBefore = query.finishedBefore {
+            conditions.append("finished_at < \(finishedBefore.millisecondsSince1970)")
+        }
+        let filter = conditions.joined(separator: " AND ")
+        let limit = max(0, query.limit)
+        return try await read { db in
+            try Self.requests(db, "SELECT * FROM requests WHERE \(filter) ORDER BY seq DESC LIMIT \(limit)")
+        }
+    }
+
+    /// Per endpoint that has requests: counts by state, and the arrival of the oldest queued one.
+    public func queueStats() async throws -> [String: QueueStats] {
+        try await read { db in
+            var stats: [String: QueueStats] = [:]
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT endpoint, state, COUNT(*) AS count, MIN(received_at) AS oldest
+                FROM requests GROUP BY endpoint, state
+                """)
+            while let row = try rows.next() {
+                let endpoint: String = row["endpoint"]
+                let rawState: String = row["state"]
+                guard let state = RequestState(rawValue: rawState) else { continue }
+                stats[endpoint, default: QueueStats()].counts[state] = row["count"]
+                if state == .queued, let oldest = row["oldest"] as Int64? {
+                    stats[endpoint, default: QueueStats()].oldestQueuedAt = Date(millisecondsSince1970: oldest)
+                }
+            }
+            return stats
+        }
+    }
+
+    /// The tokens among `tokens` that no request carries, in the order given, each once.
+    public func unknownClaimTokens(_ tokens: [String]) async throws -> [String] {
+        var seen = Set<String>()
+        let unique = tokens.filter { seen.insert($0).inserted }
+        let known = try await read { db in
+            var known = Set<String>()
+            for start in stride(from: 0, to: unique.count, by: Self.chunkSize) {
+                let chunk = Array(unique[start..<min(start + Self.chunkSize, unique.count)])
+                known.formUnion(try String.fetchSet(db, SQLRequest<String>(literal: """
+                    SELECT claim_token FROM requests WHERE claim_token IN \(chunk)
+                    """)))
+            }
+            return known
+        }
+        return unique.filter { !known.contains($0) }
+    }
+
+    /// Finished requests not yet marked notified, earliest finish first.
+    public func unnotified(limit: Int) async throws -> [InferenceRequest] {
+        let limit = max(0, limit)
+        return try await read { db in
+            try Self.requests(db, """
+                SELECT * FROM requests
+                WHERE notified = 0 AND finished_at IS NOT NULL
+                ORDER BY finished_at, seq LIMIT \(limit)
+                """)
+        }
+    }
+
+    /// Marks the requests' finish notifications as delivered.
+    public func markNotified(ids: [String]) async throws {
+        _ = try await inChunks(ids) { db, chunk in
+            try db.execute(literal: "UPDATE requests SET notified = 1 WHERE id IN \(chunk)")
+        }
+    }
+
+    /// Deletes the finished requests among `ids` (for `spool gc`); queued and running ones are
+    /// kept. Returns how many rows were deleted.
+    @discardableResult
+    public func delete(ids: [String]) async throws -> Int {
+        try await inChunks(ids) { db, chunk in
+            try db.execute(literal: "DELETE FROM requests WHERE finished_at IS NOT NULL AND id IN \(chunk)")
+        }
+    }
+
+    /// The failed attempts of a request, oldest first, or nil for an unknown id.
+    public func attemptErrors(id: String) async throws -> [AttemptError]? {
+        let json = try await read { db in
+            try String.fetchOne(db, SQLRequest<String>(literal: "SELECT attempt_errors FROM requests WHERE id = \(id)"))
+        }
+        guard let json else { return nil }
+        do {
+            return try JSONDecoder().decode([AttemptError].self, from: Data(json.utf8))
+        } catch {
+            throw LedgerError.storage(
+                code: ResultCode.SQLITE_MISMATCH.rawValue,
+                message: "requests.attempt_errors of \(id) is not a list of attempt errors: \(error)")
+        }
+    }
+
+    /// Runs `statement` for each chunk of `values` in one write transaction; returns the
+    /// number of rows changed.
+    private func inChunks(
+        _ values: [String], _ statement: @escaping @Sendable (Database, [String]) throws -> Void
+    ) async throws -> Int {
+        guard !values.isEmpty else { return 0 }
+        return try await write { db in
+            var changed = 0
+            for start in stride(from: 0, to: values.count, by: Self.chunkSize) {
+                try statement(db, Array(values[start..<min(start + Self.chunkSize, values.count)]))
+                changed += db.changesCount
+            }
+            return changed
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import GRDB
+import SpoolCore
+
+extension SQLiteLedger {
+    /// Records a new request as `queued`, or as `failed` at its arrival time when
+    /// `initialFailure` is given. The ledger assigns `seq`; `state`, `attempts`, `owner`, times
+    /// other than `receivedAt`, progress and failure fields of `request` are ignored.
+    /// - Throws: `LedgerError.duplicateInferenceID` when a request with this id exists.
+    public func admit(_ request: InferenceRequest, initialFailure: Failure?) async throws -> InferenceRequest {
+        let received = request.receivedAt.millisecondsSince1970
+        let state: RequestState = initialFailure == nil ? .queued : .failed
+        let finished: Int64? = initialFailure == nil ? nil : received
+        let expires: Int64? = initialFailure == nil ? received + Int64(request.ttlSeconds) * 1000 : nil
+        let evidence = initialFailure?.evidence
+        return try await write { db in
+            do {
+                let stored = try Self.request(db, """
+                    INSERT INTO requests (
+                        id, endpoint, source, input_path, claim_token, payload_bytes, content_type,
+                        accept, custom_attributes, ttl_seconds, timeout_seconds, max_attempts, state,
+                        received_at, finished_at, expires_at, output_location, failure_location,
+                        failure_code, failure_reason, exit_status, signal, http_status, evidence_tail)
+                    VALUES (
+                        \(request.id), \(request.endpoint), \(request.source.rawValue), \(request.inputPath),
+                        \(request.claimToken), \(request.payloadBytes), \(request.contentType),
+                        \(request.accept), \(request.customAttributes), \(request.ttlSeconds),
+                        \(request.timeoutSeconds), \(request.maxAttempts), \(state.rawValue),
+                        \(received), \(finished), \(expires), \(request.outputLocation),
+                        \(request.failureLocation), \(initialFailure?.code.rawValue), \(initialFailure?.reason),
+                        \(evidence?.exitStatus), \(evidence?.signal), \(evidence?.httpStatus), \(evidence?.tail))
+                    RETURNING *
+                    """)
+                return stored!
+            } catch let error as DatabaseError
+                where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE
+                && (error.message ?? "").contains("requests.id")
+            {
+                throw LedgerError.duplicateInferenceID(request.id)
+            }
+        }
+    }
+
+    /// In one transaction: expires the queued requests of `endpoints` whose TTL ran out before
+    /// `now`, then claims the oldest queued request (by arrival, across `endpoints`) for `owner`
+    /// with a single `UPDATE … RETURNING`, starting one more attempt.
+    public func claimNext(endpoints: [String], owner: String, now: Date) async throws -> ClaimResult {
+        guard !endpoints.isEmpty else { return ClaimResult(claimed: nil, expired: []) }
+        let now = now.millisecondsSince1970
+        return try await write { db in
+            let expired = try Self.requests(db, """
+                UPDATE requests
+                SET state = 'expired', finished_at = \(now), failure_code = 'Expired',
+                    failure_reason = 'The request waited in the queue longer than its TTL of '
+                        || ttl_seconds || ' seconds.'
+                WHERE state = 'queued' AND expires_at < \(now) AND endpoint IN \(endpoints)
+                RETURNING *
+                """)
+            let claimed = try Self.request(db, """
+                UPDATE requests
+                SET state = 'running', owner = \(owner), started_at = \(now), expires_at = NULL,
+                    attempts = attempts + 1, bytes_processed = 0
+                WHERE seq = (
+                    SELECT seq FROM requests
+                    WHERE state = 'queued' AND endpoint IN \(endpoints)
+                    ORDER BY seq LIMIT 1)
+                RETURNING *
+                """)
+            return ClaimResult(claimed: claimed, expired: expired.sorted { $0.seq < $1.seq })
+        }
+    }
+
+    /// Records progress of the attempt `owner` is running. Returns false when the request is no
+    /// longer running for `owner`: the caller should stop the attempt.
+    public func recordProgress(id: String, owner: String, bytes: Int64) async throws -> Bool {
+        try await write { db in
+            try db.execute(literal: """
+                UPDATE requests SET bytes_processed = \(bytes)
+                WHERE id = \(id) AND state = 'running' AND owner = \(owner)
+                """)
+            return db.changesCount > 0
+        }
+    }
+
+    /// Puts the requests `owner` is running back in the queue, giving back the attempt they had
+    /// started. They keep their place (their `seq`) and do not expire: they started in time.
+    @discardableResult
+    public func requeue(owner: String) async throws -> Int {
+        try await write { db in
+            try db.execute(literal: """
+                UPDATE requests
+                SET state = 'queued', owner = NULL, started_at = NULL, bytes_processed = 0,
+                    attempts = MAX(attempts - 1, 0)
+                WHERE state = 'running' AND owner = \(owner)
+                """)
+            return db.changesCount
+        }
+    }
+
+    /// The owners of `running` requests.
+    public func runningOwners() async throws -> Set<String> {
+        try await read { db in
+            try String.fetchSet(db, sql: "SELECT DISTINCT owner FROM requests WHERE state = 'running'")
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import GRDB
+
+extension SQLiteLedger {
+    /// The ledger's migrations, applied in order when a ledger opens its file.
+    ///
+    /// A shipped migration is never edited: a schema change is a new migration appended here.
+    /// The state and failure-code strings are written out rather than generated from
+    /// `RequestState` and `FailureCode`, so that a new enum case cannot silently change what an
+    /// old migration does; the schema tests check that every case is accepted.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: v1)
+        }
+        return migrator
+    }
+
+    /// The `requests` table, its invariants and its indexes (river-style: the schema refuses
+    /// a row the lifecycle could not produce).
+    ///
+    /// `expires_at` is when a queued request that never started expires (`received_at` plus the
+    /// TTL, or the retry time plus the TTL). A claim clears it: a request that started in time
+    /// does not expire when it is later requeued after a crash or a retryable failure.
+    private static let v1 = """
+        CREATE TABLE requests (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            endpoint TEXT NOT NULL,
+            source TEXT NOT NULL CHECK (source IN ('drop', 'invoke', 'http')),
+            input_path TEXT NOT NULL,
+            claim_token TEXT NOT NULL UNIQUE,
+            payload_bytes INTEGER NOT NULL CHECK (payload_bytes >= 0),
+            content_type TEXT,
+            accept TEXT,
+            custom_attributes TEXT,
+            ttl_seconds INTEGER NOT NULL CHECK (ttl_seconds >= 0),
+            timeout_seconds INTEGER NOT NULL CHECK (timeout_seconds >= 0),
+            max_attempts INTEGER NOT NULL CHECK (max_attempts >= 1),
+            state TEXT NOT NULL
+                CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'expired', 'cancelled')),
+            received_at INTEGER NOT NULL,
+            started_at INTEGER,
+            finished_at INTEGER,
+            expires_at INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+            bytes_processed INTEGER NOT NULL DEFAULT 0 CHECK (bytes_processed >= 0),
+            output_location TEXT NOT NULL,
+            failure_location TEXT NOT NULL,
+            failure_code TEXT CHECK (failure_code IN ('ModelError', 'InvocationTimeout', 'Expired',
+                'PayloadTooLarge', 'InvalidRequest', 'Cancelled', 'InputUnreadable',
+                'OutputWriteFailed', 'NoCapacity')),
+            failure_reason TEXT,
+            exit_status INTEGER,
+            signal INTEGER,
+            http_status INTEGER,
+            evidence_tail TEXT,
+            owner TEXT,
+            notified INTEGER NOT NULL DEFAULT 0 CHECK (notified IN (0, 1)),
+            attempt_errors TEXT NOT NULL DEFAULT '[]' CHECK (json_type(attempt_errors) = 'array'),
+            CHECK ((finished_at IS NOT NULL) = (state IN ('succeeded', 'failed', 'expired', 'cancelled'))),
+            CHECK ((owner IS NOT NULL) = (state = 'running')),
+            CHECK ((failure_code IS NOT NULL) = (state IN ('failed', 'expired', 'cancelled')))
+        );
+        CREATE INDEX requests_claim ON requests (state, endpoint, seq);
+        CREATE INDEX requests_expiry ON requests (endpoint, expires_at) WHERE state = 'queued';
+        CREATE INDEX requests_finished_at ON requests (finished_at);
+        CREATE INDEX requests_unnotified ON requests (finished_at, seq)
+            WHERE notified = 0 AND finished_at IS NOT NULL;
+        """
+}

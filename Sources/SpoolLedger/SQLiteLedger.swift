@@ -1,0 +1,121 @@
+import Foundation
+import GRDB
+import SpoolCore
+
+/// The ledger in one SQLite file (`.spool/ledger.sqlite`), shared by every `spool` process of a
+/// spool root: the daemon, a cron `spool drain`, CLI readers.
+///
+/// The file is opened as a GRDB `DatabasePool` in WAL mode: readers never block the writer and
+/// see committed snapshots. Every write runs in an IMMEDIATE transaction, which takes the write
+/// lock when it begins, so two processes wait for each other (up to the busy timeout) instead of
+/// deadlocking on a lock upgrade. The schema (see `SQLiteLedger+Schema.swift`) refuses rows the
+/// request lifecycle could not produce.
+///
+/// SQLite and GRDB errors stay inside this type: they surface as `LedgerError.storage` with the
+/// SQLite primary result code.
+public final class SQLiteLedger: Ledger {
+    /// How long a statement waits for another process's write lock before failing with
+    /// `SQLITE_BUSY` (code 5).
+    public static let defaultBusyTimeout: TimeInterval = 30
+
+    private let pool: DatabasePool
+
+    /// Opens (or creates) the ledger at `path`, creating its parent directories, and brings its
+    /// schema up to date.
+    /// - Throws: `LedgerError.storage` when the file cannot be opened or migrated.
+    public init(path: String, busyTimeout: TimeInterval = SQLiteLedger.defaultBusyTimeout) throws {
+        do {
+            let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw LedgerError.storage(
+                code: ResultCode.SQLITE_CANTOPEN.rawValue,
+                message: "cannot create the ledger's directory for \(path): \(error.localizedDescription)")
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(busyTimeout)
+        configuration.label = "spool.ledger"
+        // GRDB opens a pool in WAL mode with `PRAGMA synchronous = NORMAL`: durable against
+        // application crashes, consistent on power loss, where only the last commits may be lost.
+        do {
+            pool = try Self.open(path: path, configuration: configuration, timeout: busyTimeout)
+        } catch {
+            throw Self.ledgerError(error)
+        }
+    }
+
+    /// Opens the pool and runs the migrations.
+    ///
+    /// Processes opening a new file at once race twice. Switching a new file to WAL takes an
+    /// exclusive lock by upgrading a shared one, and SQLite answers `SQLITE_BUSY` at once rather
+    /// than wait (the busy timeout does not apply to a lock upgrade): such an open is retried
+    /// until the busy timeout has passed. And a migration seen missing by two processes is
+    /// applied by one; the other fails to apply it again, then finds it applied.
+    private static func open(path: String, configuration: Configuration, timeout: TimeInterval) throws -> DatabasePool {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while true {
+            do {
+                let pool = try DatabasePool(path: path, configuration: configuration)
+                do {
+                    try migrator.migrate(pool)
+                } catch {
+                    guard try pool.read(migrator.hasCompletedMigrations) else { throw error }
+                }
+                return pool
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && Date() < deadline {
+                Thread.sleep(forTimeInterval: .random(in: 0.005...0.02))
+            }
+        }
+    }
+
+    // MARK: - Database access
+
+    /// Runs `body` in an IMMEDIATE write transaction, committed when `body` returns.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
+            }
+        } catch {
+            throw Self.ledgerError(error)
+        }
+    }
+
+    /// Runs `body` on a snapshot of the last committed state; it never waits for writers.
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(body)
+        } catch {
+            throw Self.ledgerError(error)
+        }
+    }
+
+    /// The error a caller of the ledger sees: `LedgerError` as is, cancellation as is, anything
+    /// from SQLite or GRDB as `LedgerError.storage` with the SQLite primary result code.
+    static func ledgerError(_ error: any Error) -> any Error {
+        switch error {
+        case let error as LedgerError:
+            error
+        case is CancellationError:
+            error
+        case let error as DatabaseError:
+            LedgerError.storage(code: error.resultCode.rawValue, message: error.message ?? error.description)
+        default:
+            LedgerError.storage(code: ResultCode.SQLITE_ERROR.rawValue, message: String(describing: error))
+        }
+    }
+
+    /// The requests of rows from `statement`, in the order SQLite returned them.
+    static func requests(_ db: Database, _ statement: SQL) throws -> [InferenceRequest] {
+        try Row.fetchAll(db, SQLRequest<Row>(literal: statement)).map(InferenceRequest.init(row:))
+    }
+
+    static func request(_ db: Database, _ statement: SQL) throws -> InferenceRequest? {
+        try Row.fetchOne(db, SQLRequest<Row>(literal: statement)).map(InferenceRequest.init(row:))
+    }
+}

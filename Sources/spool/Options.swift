@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SpoolCore
+import SpoolDaemon
+import SpoolLedger
+
+/// Options every subcommand shares.
+struct RootOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The spool root (default: $SPOOL_ROOT, else ./spool).", valueName: "dir"))
+    var root: String?
+
+    @Flag(name: .long, help: "Machine-readable output: one JSON object per line.")
+    var json = false
+
+    var layout: SpoolLayout {
+        SpoolLayout(root: root ?? ProcessInfo.processInfo.environment["SPOOL_ROOT"] ?? "spool")
+    }
+
+    /// The configuration, or exit 2 naming the file, key and reason.
+    func loadConfig() throws -> SpoolConfig {
+        do {
+            return try ConfigLoader.load(layout: layout)
+        } catch {
+            throw CLIError.usage("bad configuration: \(error.description)")
+        }
+    }
+
+    /// The ledger, read-write (the CLI records cancels and submissions too).
+    func openLedger() throws -> SQLiteLedger {
+        let layout = self.layout
+        guard FileManager.default.fileExists(atPath: layout.root) else {
+            throw CLIError.usage("no spool root at \(layout.root) (create one with `spool init \(layout.root)`)")
+        }
+        do {
+            return try SQLiteLedger(path: layout.ledgerPath)
+        } catch {
+            throw CLIError.failure("cannot open the ledger at \(layout.ledgerPath): \(error)")
+        }
+    }
+
+    func publisher(ledger: SQLiteLedger, config: SpoolConfig) -> ResultPublisher {
+        ResultPublisher(layout: layout, config: config, ledger: ledger, logger: Logger(label: "spool"))
+    }
+}
+
+/// Writes lines to standard output.
+enum Output {
+    static func line(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    static func json<T: Encodable>(_ value: T) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        if let data = try? encoder.encode(value) {
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+        }
+    }
+
+    /// Aligned columns.
+    static func table(_ rows: [[String]]) {
+        guard let first = rows.first else { return }
+        var widths = [Int](repeating: 0, count: first.count)
+        for row in rows {
+            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
+        }
+        for row in rows {
+            let cells = row.enumerated().map { i, cell in
+                i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+            }
+            line(cells.joined(separator: "  "))
+        }
+    }
+}
+
+/// Logging to standard error, one line per event, level from `--log-level` or `SPOOL_LOG_LEVEL`.
+enum LogSetup {
+    static func bootstrap(level: String?) -> Logger {
+        let name = level ?? ProcessInfo.processInfo.environment["SPOOL_LOG_LEVEL"] ?? "info"
+        let parsed = Logger.Level(rawValue: name.lowercased()) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = parsed
+            return handler
+        }
+        return Logger(label: "spool")
+    }
+}

@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import SpoolDaemon
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the daemon: watch the drop folders, queue, execute. SIGTERM/SIGINT stop it gracefully."
+    )
+
+    @OptionGroup var options: RootOptions
+
+    @Option(help: ArgumentHelp("Scan every this many seconds instead of watching (for NFS and other filesystems inotify cannot see).", valueName: "seconds"))
+    var poll: Double?
+
+    @Option(help: ArgumentHelp("Seconds in-flight requests may run after SIGTERM before going back to the queue.", valueName: "seconds"))
+    var grace: Int = 10
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String?
+
+    func validate() throws {
+        if let poll, !(poll > 0 && poll <= 3600) { throw ValidationError("--poll must be between 0 and 3600 seconds") }
+        if grace < 0 { throw ValidationError("--grace must not be negative") }
+    }
+
+    func run() async throws {
+        let logger = LogSetup.bootstrap(level: logLevel)
+        let config = try options.loadConfig()
+        let daemon: SpoolDaemon
+        do {
+            daemon = try SpoolDaemon(layout: options.layout, config: config, logger: logger)
+        } catch {
+            throw CLIError.failure("cannot start on \(options.layout.root): \(error)")
+        }
+        var serveOptions = SpoolDaemon.Options(pollSeconds: poll)
+        serveOptions.gracePeriod = .seconds(grace)
+        try await daemon.serve(options: serveOptions)
+    }
+}
+
+struct Drain: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "For cron: admit everything present, process it, exit (0 all succeeded, 1 some failed)."
+    )
+
+    @OptionGroup var options: RootOptions
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String?
+
+    func run() async throws {
+        let logger = LogSetup.bootstrap(level: logLevel ?? "warning")
+        let config = try options.loadConfig()
+        let daemon: SpoolDaemon
+        do {
+            daemon = try SpoolDaemon(layout: options.layout, config: config, logger: logger)
+        } catch {
+            throw CLIError.failure("cannot start on \(options.layout.root): \(error)")
+        }
+        let results = try await daemon.drain()
+        let failed = results.filter { $0.state != .succeeded }
+        if options.json {
+            struct Summary: Encodable { var processed: Int; var succeeded: Int; var failed: Int }
+            Output.json(Summary(processed: results.count, succeeded: results.count - failed.count, failed: failed.count))
+        } else {
+            Output.line("\(results.count) processed, \(results.count - failed.count) succeeded, \(failed.count) failed")
+            for r in failed {
+                Output.line("  \(r.id)  \(r.state.rawValue)  \(r.inputPath): \(r.failureReason ?? "")")
+            }
+        }
+        if !failed.isEmpty { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,196 @@
+import Foundation
+import Testing
+@testable import SpoolCore
+
+@Suite struct TOMLParserTests {
+    @Test func readsTablesDottedKeysAndValues() throws {
+        let table = try TOMLParser.parse("""
+            # comment
+            top = "a # not a comment"
+            [endpoints.default]
+            model = { builtin = "wc" }   # trailing
+            argv = ["python3", 'lit\\eral', "esc\\tape"]
+            n = 1_000
+            f = 1.5
+            on = true
+            multi = [
+              1,
+              2, # inner comment
+            ]
+            [endpoints."quoted name"]
+            x.y = 3
+            """)
+        #expect(table["top"] == .string("a # not a comment"))
+        guard case .table(let endpoints)? = table["endpoints"], case .table(let d)? = endpoints["default"] else {
+            Issue.record("missing tables")
+            return
+        }
+        #expect(d["argv"] == .array([.string("python3"), .string("lit\\eral"), .string("esc\tape")]))
+        #expect(d["n"] == .integer(1000))
+        #expect(d["f"] == .float(1.5))
+        #expect(d["on"] == .bool(true))
+        #expect(d["multi"] == .array([.integer(1), .integer(2)]))
+        guard case .table(let model)? = d["model"] else { Issue.record("model not a table"); return }
+        #expect(model["builtin"] == .string("wc"))
+        guard case .table(let q)? = endpoints["quoted name"], case .table(let x)? = q["x"] else {
+            Issue.record("quoted table missing")
+            return
+        }
+        #expect(x["y"] == .integer(3))
+    }
+
+    @Test func reportsTheLineOfASyntaxError() {
+        #expect(throws: TOMLError.self) { try TOMLParser.parse("a = 1\nb = \n") }
+        do {
+            _ = try TOMLParser.parse("a = 1\n\nb = nope\n")
+        } catch {
+            #expect(error.line == 3)
+        }
+    }
+
+    @Test func refusesDuplicateKeys() {
+        #expect(throws: TOMLError.self) { try TOMLParser.parse("a = 1\na = 2\n") }
+        #expect(throws: TOMLError.self) { try TOMLParser.parse("[t]\n[t]\n") }
+    }
+}
+
+@Suite struct ConfigLoaderTests {
+    func parse(_ text: String) throws(ConfigError) -> SpoolConfig {
+        try ConfigLoader.parse(text, file: "/r/spool.toml")
+    }
+
+    @Test func noEndpointsMeansOneDefaultSha256Endpoint() throws {
+        let config = try parse("# nothing\n")
+        #expect(config.endpoints.map(\.name) == ["default"])
+        #expect(config.endpoints[0].model == .builtin("sha256"))
+        #expect(config.endpoints[0].incomingDirectory == "incoming")
+        #expect(config.endpoints[0].outputsDirectory == "outputs")
+    }
+
+    @Test func readsEveryEndpointKey() throws {
+        let config = try parse("""
+            [endpoints.default]
+            model = { builtin = "echo" }
+            [endpoints.cmd]
+            model = { command = ["cat"] }
+            max_concurrent_invocations_per_instance = 4
+            instances = { min = 1, max = 3, idle_seconds = 10 }
+            invocation_timeout_seconds = 60
+            request_ttl_seconds = 120
+            max_payload_bytes = 2048
+            chunk_bytes = 65536
+            split = "line"
+            max_attempts = 3
+            notifications = { on_success = ["true"], webhook = "http://127.0.0.1:9/hook", include_inference_response = true }
+            """)
+        let cmd = try #require(config.endpoint(named: "cmd"))
+        #expect(cmd.model == .command(["cat"]))
+        #expect(cmd.incomingDirectory == "cmd/incoming")
+        #expect(cmd.maxConcurrentInvocationsPerInstance == 4)
+        #expect(cmd.instances == InstanceConfig(min: 1, max: 3, idleSeconds: 10))
+        #expect(cmd.concurrency == 12)
+        #expect(cmd.invocationTimeoutSeconds == 60)
+        #expect(cmd.requestTTLSeconds == 120)
+        #expect(cmd.maxPayloadBytes == 2048)
+        #expect(cmd.chunkBytes == 65536)
+        #expect(cmd.split == .line)
+        #expect(cmd.maxAttempts == 3)
+        #expect(cmd.notifications.onSuccess == ["true"])
+        #expect(cmd.notifications.includeInferenceResponse)
+    }
+
+    @Test func unknownKeyIsRefusedWithFileKeyAndReason() {
+        do {
+            _ = try parse("[endpoints.default]\nchunk_size = 5\n")
+            Issue.record("an unknown key was accepted")
+        } catch {
+            #expect(error.file == "/r/spool.toml")
+            #expect(error.key == "endpoints.default.chunk_size")
+            #expect(error.reason.contains("unknown key"))
+        }
+    }
+
+    @Test(arguments: [
+        ("max_concurrent_invocations_per_instance = 0", "endpoints.default.max_concurrent_invocations_per_instance"),
+        ("invocation_timeout_seconds = 3601", "endpoints.default.invocation_timeout_seconds"),
+        ("request_ttl_seconds = 59", "endpoints.default.request_ttl_seconds"),
+        ("max_attempts = 11", "endpoints.default.max_attempts"),
+        ("instances = { max = 65 }", "endpoints.default.instances.max"),
+        ("instances = { min = 3, max = 2 }", "endpoints.default.instances.min"),
+        ("split = \"word\"", "endpoints.default.split"),
+        ("model = { builtin = \"nope\" }", "endpoints.default.model.builtin"),
+        ("model = { command = [] }", "endpoints.default.model.command"),
+        ("chunk_bytes = \"big\"", "endpoints.default.chunk_bytes"),
+        ("outputs = \"../elsewhere\"", "endpoints.default.outputs"),
+        ("incoming = \".spool/x\"", "endpoints.default.incoming"),
+    ])
+    func outOfBoundsValuesAreRefused(line: String, key: String) {
+        do {
+            _ = try parse("[endpoints.default]\n\(line)\n")
+            Issue.record("\(line) was accepted")
+        } catch {
+            #expect(error.key == key)
+        }
+    }
+
+    @Test func overlappingFoldersAreRefused() {
+        #expect(throws: ConfigError.self) {
+            try parse("[endpoints.default]\n[endpoints.other]\nincoming = \"incoming/other\"\n")
+        }
+    }
+
+    @Test func syntaxErrorNamesTheFileAndLine() {
+        do {
+            _ = try parse("[endpoints.default\n")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description.hasPrefix("/r/spool.toml: line 1"))
+        }
+    }
+}
+
+@Suite struct RequestMetadataTests {
+    @Test func readsSageMakerFieldNames() throws {
+        let json = #"{"ContentType":"text/csv","Accept":"application/json","CustomAttributes":"a=1","InferenceId":"my-id","RequestTTLSeconds":600,"InvocationTimeoutSeconds":30}"#
+        let m = try RequestMetadata.parseSidecar(Data(json.utf8)).get()
+        #expect(m == RequestMetadata(contentType: "text/csv", accept: "application/json", customAttributes: "a=1",
+                                     inferenceId: "my-id", requestTTLSeconds: 600, invocationTimeoutSeconds: 30))
+    }
+
+    @Test(arguments: [
+        "not json", "[1]", #"{"Unknown":1}"#, #"{"RequestTTLSeconds":5}"#, #"{"InvocationTimeoutSeconds":"30"}"#,
+        #"{"InvocationTimeoutSeconds":1.5}"#, #"{"ContentType":true}"#, #"{"InferenceId":""}"#, #"{"RequestTTLSeconds":true}"#,
+    ])
+    func invalidSidecarsAreRefusedWithAReason(json: String) {
+        guard case .failure(let failure) = RequestMetadata.parseSidecar(Data(json.utf8)) else {
+            Issue.record("accepted \(json)")
+            return
+        }
+        #expect(failure.code == .invalidRequest)
+        #expect(failure.reason.hasPrefix("Invalid metadata sidecar:"))
+    }
+}
+
+@Suite struct RecordsTests {
+    @Test func timestampsAreISO8601WithMilliseconds() {
+        #expect(Timestamp.string(Date(timeIntervalSince1970: 1_595_015_812.271)) == "2020-07-17T19:56:52.271Z")
+    }
+
+    @Test func failedEventCarriesTheFailureFields() throws {
+        let request = InferenceRequest(
+            id: "abc", endpoint: "default", source: .drop, inputPath: "a.txt", claimToken: "t", payloadBytes: 3,
+            ttlSeconds: 60, timeoutSeconds: 1, maxAttempts: 1, state: .failed, receivedAt: Date(timeIntervalSince1970: 0),
+            finishedAt: Date(timeIntervalSince1970: 1), attempts: 1, outputLocation: "outputs/a.txt.out",
+            failureLocation: "errors/a.txt.error.json", failureCode: .modelError, failureReason: "boom"
+        )
+        let event = NotificationEvent(request: request, inputLocation: "/r/incoming/a.txt", outputLocation: "/r/outputs/a.txt.out",
+                                      failureLocation: "/r/errors/a.txt.error.json", eventTime: Date(timeIntervalSince1970: 1))
+        let object = try #require(try JSONSerialization.jsonObject(with: event.jsonLine()) as? [String: Any])
+        #expect(object["invocationStatus"] as? String == "Failed")
+        #expect(object["failureCode"] as? String == "ModelError")
+        #expect(object["failureLocation"] as? String == "/r/errors/a.txt.error.json")
+        #expect(object["responseParameters"] == nil)
+        #expect(object["eventVersion"] as? String == "1.0")
+        #expect((object["requestParameters"] as? [String: Any])?["endpointName"] as? String == "default")
+    }
+}

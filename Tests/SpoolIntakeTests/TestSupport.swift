@@ -1,0 +1,144 @@
+import Foundation
+import Glibc
+import SpoolCore
+import Synchronization
+import Testing
+@testable import SpoolIntake
+
+/// Runs `body` with a fresh temporary folder that is always removed afterwards.
+func withTemporaryDirectory<T>(_ body: (String) async throws -> T) async throws -> T {
+    var template = Array("/tmp/spool-intake-test-XXXXXX".utf8CString)
+    let path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+    defer { try? FileTree.removeTree(path) }
+    return try await body(path)
+}
+
+/// Writes `contents` to `path` in one open–write–close (creating parent folders).
+func writeFile(_ path: String, _ contents: String = "payload") throws {
+    let parent = PayloadClaimer.parent(of: path)
+    try FileTree.makeDirectories(parent)
+    let fd = try SystemCall.open(path, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
+    defer { try? SystemCall.close(fd) }
+    try writeAll(fd, contents)
+}
+
+func writeAll(_ fd: Int32, _ contents: String) throws {
+    var bytes = Array(contents.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let written = try bytes.withUnsafeMutableBytes { buffer in
+            try SystemCall.call("write") { write(fd, buffer.baseAddress! + offset, buffer.count - offset) }
+        }
+        offset += written
+    }
+    bytes.removeAll()
+}
+
+func setModificationTime(_ path: String, secondsAgo: Int) throws {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    var times = [timespec(tv_sec: now.tv_sec - secondsAgo, tv_nsec: 0), timespec(tv_sec: now.tv_sec - secondsAgo, tv_nsec: 0)]
+    try SystemCall.call("utimensat", path: path) { utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) }
+}
+
+func readFile(_ path: String) throws -> String {
+    try String(contentsOf: URL(fileURLWithPath: path), encoding: .utf8)
+}
+
+func exists(_ path: String) -> Bool {
+    (try? SystemCall.lstat(path)) != nil
+}
+
+struct TimedOut: Error {}
+
+/// Runs blocking `body` on its own thread; throws `TimedOut` if it takes longer than `seconds`
+/// (the thread is then abandoned, but the test finishes).
+func withinTimeout<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+    let resumed = Mutex(false)
+    return try await withCheckedThrowingContinuation { continuation in
+        let resume: @Sendable (Result<T, any Error>) -> Void = { result in
+            if resumed.withLock({ done in defer { done = true }; return !done }) { continuation.resume(with: result) }
+        }
+        Thread.detachNewThread { resume(Result { try body() }) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { resume(.failure(TimedOut())) }
+    }
+}
+
+/// Polls `condition` every few milliseconds until it holds or `seconds` pass. For state that has
+/// no event to wait on (a folder re-created by the intake, a descriptor closed asynchronously).
+func eventually(within seconds: Double = 10, _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(5))
+    }
+    return condition()
+}
+
+/// Collects a candidate stream in the background; tests wait on conditions over what arrived,
+/// each wait bounded by a deadline and woken by arrivals (no sleeping and hoping).
+actor Collector {
+    struct View: Sendable {
+        var items: [IntakeCandidate]
+        var paths: Set<String>
+        var finished: Bool
+        func count(of path: String) -> Int { items.count { $0.relativePath == path } }
+    }
+
+    private var view = View(items: [], paths: [], finished: false)
+    private var waiters: [Int: (condition: @Sendable (View) -> Bool, continuation: CheckedContinuation<Bool, Never>)] = [:]
+    private var nextWaiter = 0
+
+    static func collecting(_ stream: AsyncStream<IntakeCandidate>) -> Collector {
+        let collector = Collector()
+        Task {
+            for await candidate in stream { await collector.append(candidate) }
+            await collector.finish()
+        }
+        return collector
+    }
+
+    var snapshot: View { view }
+
+    /// Waits until `condition` holds over what arrived; `false` if `seconds` pass first.
+    func wait(seconds: Double = 10, until condition: @escaping @Sendable (View) -> Bool) async -> Bool {
+        if condition(view) { return true }
+        let id = nextWaiter
+        nextWaiter += 1
+        return await withCheckedContinuation { continuation in
+            waiters[id] = (condition, continuation)
+            Task {
+                try? await Task.sleep(for: .seconds(seconds))
+                self.expire(id)
+            }
+        }
+    }
+
+    /// Waits until `path` has arrived.
+    func wait(for path: String, seconds: Double = 10) async -> Bool {
+        await wait(seconds: seconds) { $0.paths.contains(path) }
+    }
+
+    private func append(_ candidate: IntakeCandidate) {
+        view.items.append(candidate)
+        view.paths.insert(candidate.relativePath)
+        check()
+    }
+
+    private func finish() {
+        view.finished = true
+        check()
+    }
+
+    private func check() {
+        for (id, waiter) in waiters where waiter.condition(view) {
+            waiters[id] = nil
+            waiter.continuation.resume(returning: true)
+        }
+    }
+
+    private func expire(_ id: Int) {
+        guard let waiter = waiters.removeValue(forKey: id) else { return }
+        waiter.continuation.resume(returning: waiter.condition(view))
+    }
+}
