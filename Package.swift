@@ -43,7 +43,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SpoolCoreTests", dependencies: ["SpoolCore"]),
-        .testTarget(name: "SpoolLedgerTests", dependencies: ["SpoolLedger", "SpoolCore"]),
+        .testTarget(
+            name: "SpoolLedgerTests",
+            dependencies: ["SpoolLedger", "SpoolCore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .testTarget(name: "SpoolIntakeTests", dependencies: ["SpoolIntake", "SpoolCore"]),
         .testTarget(name: "SpoolExecutorsTests", dependencies: ["SpoolExecutors", "SpoolCore"]),
         .testTarget(

@@ -1,9 +1,27 @@
 import Foundation
 
-/// Timestamps as SageMaker writes them: ISO 8601, UTC, milliseconds.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Timestamps as SageMaker writes them: ISO 8601, UTC, milliseconds (`2020-07-17T19:56:52.271Z`).
 public enum Timestamp {
     public static func string(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon).timeZone(separator: .omitted))
+        let millis = Int64((date.timeIntervalSince1970 * 1000).rounded())
+        var seconds = time_t(millis.quotientAndRemainder(dividingBy: 1000).quotient)
+        var ms = Int(millis % 1000)
+        if ms < 0 {
+            ms += 1000
+            seconds -= 1
+        }
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(ms), 3))Z"
     }
 }
 

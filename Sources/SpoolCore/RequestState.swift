@@ -2,7 +2,7 @@
 ///
 ///     queued → running → succeeded | failed | expired | cancelled
 ///     running → queued      (interrupted by shutdown or crash; no attempt used)
-///     failed | expired → queued   (`spool retry`)
+///     failed | expired | cancelled → queued   (`spool retry`)
 public enum RequestState: String, Sendable, Codable, CodingKeyRepresentable, CaseIterable {
     case queued
     case running

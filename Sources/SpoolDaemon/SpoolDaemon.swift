@@ -65,7 +65,7 @@ public struct SpoolDaemon: Sendable {
 
     /// Admits everything in the drop folders, processes the queue until it is empty, waits for
     /// the requests it admitted to finish (another process may be running some), and returns
-    /// them: the caller's exit status is 0 when all succeeded.
+    /// those and the ones it ran: the caller's exit status is 0 when all succeeded.
     public func drain() async throws -> [InferenceRequest] {
         await engine.recover(settleSeconds: 0)
         for (endpoint, directory) in engine.dropFolders {
@@ -73,24 +73,35 @@ public struct SpoolDaemon: Sendable {
                 await engine.admit(candidate)
             }
         }
-        await withDiscardingTaskGroup { group in
-            for endpoint in engine.config.endpoints {
-                for _ in 0..<endpoint.concurrency {
-                    group.addTask { await engine.runWorker(endpoint: endpoint.name, untilIdle: true) }
+        var finished: [String: InferenceRequest] = [:]
+        var missing: Set<String> = []
+        while true {
+            await withDiscardingTaskGroup { group in
+                for endpoint in engine.config.endpoints {
+                    for _ in 0..<endpoint.concurrency {
+                        group.addTask { await engine.runWorker(endpoint: endpoint.name, untilIdle: true) }
+                    }
                 }
             }
-        }
-        var results: [InferenceRequest] = []
-        for id in engine.admittedIDs {
-            while true {
-                guard let request = try await engine.ledger.request(id: id) else { break }
+            var anyQueued = false
+            let ids = engine.handledIDs
+            for id in ids where finished[id] == nil && !missing.contains(id) {
+                guard let request = try await engine.ledger.request(id: id) else {
+                    missing.insert(id)
+                    continue
+                }
                 if request.state.isTerminal {
-                    results.append(request)
-                    break
+                    finished[id] = request
+                } else if request.state == .queued {
+                    anyQueued = true
                 }
-                try await Task.sleep(for: .milliseconds(100))
             }
+            if finished.count + missing.count >= ids.count { break }
+            // Queued again (a retryable failure): run the workers again. Otherwise another
+            // process is running the rest: wait for it.
+            if !anyQueued { try await Task.sleep(for: .milliseconds(100)) }
         }
+        let results = engine.handledIDs.compactMap { finished[$0] }
         await engine.recover(settleSeconds: 0)
         return results
     }

@@ -82,7 +82,7 @@ extension SpoolEngine {
             logger.error("could not record a request", metadata: ["spool.input": "\(claimed.relativePath)", "spool.error": "\(error)"])
             return nil
         }
-        admitted.withLock { $0.append(stored.id) }
+        noteHandled(stored.id)
         if stored.state.isTerminal {
             await publisher.publish(stored)
         } else {

@@ -46,6 +46,7 @@ extension SpoolEngine {
     }
 
     func run(_ request: InferenceRequest, endpoint: EndpointConfig, executor: any ModelExecutor) async {
+        noteHandled(request.id)
         let partial = layout.path("\(SpoolLayout.partialDirectory)/\(request.claimToken).out")
         let end = await attempt(request, endpoint: endpoint, executor: executor, partial: partial)
         let result: AttemptResult

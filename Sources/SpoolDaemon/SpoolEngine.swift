@@ -19,8 +19,8 @@ public final class SpoolEngine: Sendable {
     let ids = InferenceIDGenerator()
     let ownerLock: OwnerLock
     let logger: Logger
-    /// Requests this process admitted (for `drain`'s exit status).
-    let admitted = Mutex<[String]>([])
+    /// Requests this process admitted or ran, in order, without repeats (for `drain`'s report).
+    let handled = Mutex<(ids: [String], seen: Set<String>)>(([], []))
 
     public var owner: String { ownerLock.owner }
 
@@ -65,6 +65,12 @@ public final class SpoolEngine: Sendable {
         doorbells.values.forEach { $0.ringAll() }
     }
 
-    /// Ids of the requests this process admitted.
-    public var admittedIDs: [String] { admitted.withLock { $0 } }
+    /// Ids of the requests this process admitted or ran.
+    public var handledIDs: [String] { handled.withLock { $0.ids } }
+
+    func noteHandled(_ id: String) {
+        handled.withLock { h in
+            if h.seen.insert(id).inserted { h.ids.append(id) }
+        }
+    }
 }

@@ -21,12 +21,18 @@ extension Date {
 extension InferenceRequest {
     /// The one place a `requests` row becomes a request (`SELECT *` or `RETURNING *`).
     init(row: Row) throws {
-        func text<Value: RawRepresentable<String>>(_ column: String, as type: Value.Type) throws -> Value {
-            let raw: String = try row.decode(forColumn: column)
+        func value<Value: RawRepresentable<String>>(_ column: String, as type: Value.Type) throws -> Value? {
+            guard let raw: String = try row.decode(forColumn: column) else { return nil }
             guard let value = Value(rawValue: raw) else {
                 throw LedgerError.storage(
                     code: ResultCode.SQLITE_MISMATCH.rawValue,
                     message: "requests.\(column) holds an unknown value '\(raw)'")
+            }
+            return value
+        }
+        func required<Value>(_ column: String, _ value: Value?) throws -> Value {
+            guard let value else {
+                throw LedgerError.storage(code: ResultCode.SQLITE_MISMATCH.rawValue, message: "requests.\(column) is NULL")
             }
             return value
         }
@@ -35,13 +41,11 @@ extension InferenceRequest {
             return milliseconds.map(Date.init(millisecondsSince1970:))
         }
 
-        let failureCode: FailureCode? =
-            try (row["failure_code"] as String?) == nil ? nil : text("failure_code", as: FailureCode.self)
         self.init(
             seq: try row.decode(forColumn: "seq"),
             id: try row.decode(forColumn: "id"),
             endpoint: try row.decode(forColumn: "endpoint"),
-            source: try text("source", as: RequestSource.self),
+            source: try required("source", value("source", as: RequestSource.self)),
             inputPath: try row.decode(forColumn: "input_path"),
             claimToken: try row.decode(forColumn: "claim_token"),
             payloadBytes: try row.decode(forColumn: "payload_bytes"),
@@ -51,15 +55,15 @@ extension InferenceRequest {
             ttlSeconds: try row.decode(forColumn: "ttl_seconds"),
             timeoutSeconds: try row.decode(forColumn: "timeout_seconds"),
             maxAttempts: try row.decode(forColumn: "max_attempts"),
-            state: try text("state", as: RequestState.self),
-            receivedAt: try date("received_at") ?? Date(timeIntervalSince1970: 0),
+            state: try required("state", value("state", as: RequestState.self)),
+            receivedAt: try required("received_at", date("received_at")),
             startedAt: try date("started_at"),
             finishedAt: try date("finished_at"),
             attempts: try row.decode(forColumn: "attempts"),
             bytesProcessed: try row.decode(forColumn: "bytes_processed"),
             outputLocation: try row.decode(forColumn: "output_location"),
             failureLocation: try row.decode(forColumn: "failure_location"),
-            failureCode: failureCode,
+            failureCode: try value("failure_code", as: FailureCode.self),
             failureReason: try row.decode(forColumn: "failure_reason"),
             evidence: try ModelEvidence(row: row),
             owner: try row.decode(forColumn: "owner"),

@@ -21,6 +21,10 @@ extension SQLiteLedger {
     /// `expires_at` is when a queued request that never started expires (`received_at` plus the
     /// TTL, or the retry time plus the TTL). A claim clears it: a request that started in time
     /// does not expire when it is later requeued after a crash or a retryable failure.
+    ///
+    /// Indexes: `requests_claim` finds the oldest queued request of an endpoint; `requests_expiry`
+    /// lets the expiry sweep run by every claim touch only the rows that are due, not the whole
+    /// backlog; `requests_finished_at` serves gc; `requests_unnotified` serves the notifier.
     private static let v1 = """
         CREATE TABLE requests (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -10,49 +10,52 @@ extension SQLiteLedger {
     /// or fails it with the failure's code, reason and evidence.
     /// Returns nil when the request is not running for `owner` (cancelled, or requeued).
     public func finish(id: String, owner: String, result: AttemptResult, now: Date) async throws -> InferenceRequest? {
-        let finishedAt = now
-        let now = now.millisecondsSince1970
-        return try await write { db in
+        try await write { db in
             guard let current = try Self.request(db, """
                 SELECT * FROM requests WHERE id = \(id) AND state = 'running' AND owner = \(owner)
                 """)
             else { return nil }
-            guard case .failed(let failure) = result else {
+            switch result {
+            case .succeeded:
                 return try Self.request(db, """
                     UPDATE requests
-                    SET state = 'succeeded', finished_at = \(now), owner = NULL,
+                    SET state = 'succeeded', finished_at = \(now.millisecondsSince1970), owner = NULL,
                         failure_code = NULL, failure_reason = NULL, \(ModelEvidence.assignments(nil))
                     WHERE seq = \(current.seq)
                     RETURNING *
                     """)
+            case .failed(let failure):
+                return try Self.fail(db, current, failure, now: now)
             }
-            let event = RequestEvent.fail(code: failure.code, retryable: failure.retryable)
-            let next = try Self.transition(event, of: current, refusing: "cannot finish \(id)")
-            let entry = AttemptError(
-                attempt: current.attempts, at: finishedAt, code: failure.code, reason: failure.reason,
-                evidence: failure.evidence, requeued: next == .queued)
-            let history = try Self.appending(entry)
-            switch next {
-            case .queued:
-                return try Self.request(db, """
-                    UPDATE requests
-                    SET state = 'queued', owner = NULL, started_at = NULL, bytes_processed = 0,
-                        \(history)
-                    WHERE seq = \(current.seq)
-                    RETURNING *
-                    """)
-            case .failed:
-                return try Self.request(db, """
-                    UPDATE requests
-                    SET state = 'failed', finished_at = \(now), owner = NULL,
-                        failure_code = \(failure.code.rawValue), failure_reason = \(failure.reason),
-                        \(ModelEvidence.assignments(failure.evidence)), \(history)
-                    WHERE seq = \(current.seq)
-                    RETURNING *
-                    """)
-            default:
-                throw LedgerError.conflict("cannot finish \(id): a failed attempt cannot make it \(next.rawValue)")
-            }
+        }
+    }
+
+    /// Ends `current`'s attempt with `failure`: requeued or failed, as the lifecycle decides.
+    private static func fail(_ db: Database, _ current: InferenceRequest, _ failure: Failure, now: Date) throws -> InferenceRequest? {
+        let event = RequestEvent.fail(code: failure.code, retryable: failure.retryable)
+        let next = try transition(event, of: current, refusing: "cannot finish \(current.id)")
+        let history = try appending(AttemptError(
+            attempt: current.attempts, at: now, code: failure.code, reason: failure.reason,
+            evidence: failure.evidence, requeued: next == .queued))
+        switch next {
+        case .queued:
+            return try request(db, """
+                UPDATE requests
+                SET state = 'queued', owner = NULL, started_at = NULL, bytes_processed = 0, \(history)
+                WHERE seq = \(current.seq)
+                RETURNING *
+                """)
+        case .failed:
+            return try request(db, """
+                UPDATE requests
+                SET state = 'failed', finished_at = \(now.millisecondsSince1970), owner = NULL,
+                    failure_code = \(failure.code.rawValue), failure_reason = \(failure.reason),
+                    \(ModelEvidence.assignments(failure.evidence)), \(history)
+                WHERE seq = \(current.seq)
+                RETURNING *
+                """)
+        default:
+            throw LedgerError.conflict("cannot finish \(current.id): a failed attempt cannot make it \(next.rawValue)")
         }
     }
 

@@ -48,8 +48,8 @@ public final class SQLiteLedger: Ledger {
     ///
     /// Processes opening a new file at once race twice. Switching a new file to WAL takes an
     /// exclusive lock by upgrading a shared one, and SQLite answers `SQLITE_BUSY` at once rather
-    /// than wait (the busy timeout does not apply to a lock upgrade): such an open is retried
-    /// until the busy timeout has passed. And a migration seen missing by two processes is
+    /// than risk a deadlock in its busy handler: such an open is retried until the busy timeout
+    /// has passed. And a migration seen missing by two processes is
     /// applied by one; the other fails to apply it again, then finds it applied.
     private static func open(path: String, configuration: Configuration, timeout: TimeInterval) throws -> DatabasePool {
         let deadline = Date(timeIntervalSinceNow: timeout)

@@ -64,13 +64,13 @@ import Testing
     }
 
     /// Several processes starting at once on a new spool race to create the schema; the
-    /// losers find it created. Twenty new files, four openers each.
+    /// losers find it created. Thirty new files, six openers each.
     @Test func processesOpeningANewFileTogetherAllSucceed() async throws {
         try await withTemporaryDirectory { directory in
-            for round in 0..<20 {
+            for round in 0..<30 {
                 let path = directory.appendingPathComponent("ledger-\(round).sqlite").path
                 try await withThrowingTaskGroup(of: Void.self) { group in
-                    for _ in 0..<4 {
+                    for _ in 0..<6 {
                         group.addTask { _ = try SQLiteLedger(path: path) }
                     }
                     try await group.waitForAll()

@@ -1,0 +1,95 @@
+import Foundation
+import SpoolCore
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A temporary folder with a payload file and an output file, removed on deinit.
+final class InvocationFixture {
+    let directory: String
+    let inputPath: String
+    let outputPath: String
+
+    init(payload: [UInt8]) throws {
+        var template = Array("/tmp/spool-executor-XXXXXX".utf8CString)
+        guard mkdtemp(&template) != nil else { throw POSIXError(.EIO) }
+        directory = String(cString: template)
+        inputPath = directory + "/payload"
+        outputPath = directory + "/output"
+        try Data(payload).write(to: URL(fileURLWithPath: inputPath))
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    var output: [UInt8] { (try? [UInt8](Data(contentsOf: URL(fileURLWithPath: outputPath)))) ?? [] }
+
+    /// Runs `executor` on the payload with real descriptors, as the daemon does.
+    func run(_ executor: any ModelExecutor, chunkBytes: Int = 64 * 1024, timeoutSeconds: Int = 30) async throws -> (AttemptResult, Int64) {
+        let input = open(inputPath, O_RDONLY | O_CLOEXEC)
+        let output = open(outputPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        #expect(input >= 0 && output >= 0)
+        defer {
+            close(input)
+            close(output)
+        }
+        let size = (try FileManager.default.attributesOfItem(atPath: inputPath)[.size] as? Int64) ?? 0
+        let request = InferenceRequest(
+            id: "test-\(UUID().uuidString)", endpoint: "default", source: .invoke, inputPath: "payload", claimToken: "t",
+            payloadBytes: size, ttlSeconds: 60, timeoutSeconds: timeoutSeconds, maxAttempts: 1, receivedAt: Date(),
+            outputLocation: "outputs/payload.out", failureLocation: "errors/payload.error.json"
+        )
+        let progress = ProgressRecorder()
+        let invocation = Invocation(
+            request: request, inputPath: inputPath, input: input, output: output, chunkBytes: chunkBytes,
+            progress: { progress.record($0) }
+        )
+        let result = await executor.invoke(invocation)
+        return (result, progress.latest)
+    }
+}
+
+/// Remembers the last progress report.
+final class ProgressRecorder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Int64 = 0
+
+    func record(_ bytes: Int64) {
+        lock.lock()
+        value = bytes
+        lock.unlock()
+    }
+
+    var latest: Int64 {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+func pseudoRandomBytes(count: Int, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) -> [UInt8] {
+    var state = seed
+    return (0..<count).map { _ in
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return UInt8(truncatingIfNeeded: state)
+    }
+}
+
+/// Runs a system tool on a file and returns its standard output.
+func toolOutput(_ tool: String, _ arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: tool)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self)
+}
