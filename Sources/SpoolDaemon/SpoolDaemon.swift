@@ -57,7 +57,7 @@ public struct SpoolDaemon: Sendable {
         do {
             try await group.run()
         } catch {
-            try? await engine.ledger.requeue(owner: engine.owner)
+            _ = try? await engine.ledger.requeue(owner: engine.owner)
             throw error
         }
         try await engine.ledger.requeue(owner: engine.owner)

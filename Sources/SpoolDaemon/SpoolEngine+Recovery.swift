@@ -26,10 +26,14 @@ extension SpoolEngine {
     }
 
     func recordOrphanedClaims() async {
+        var alive: [String: Bool] = [owner: true]
         for endpoint in config.endpoints {
             let tokens = claimer.claimTokens(endpoint: endpoint.name).filter { token in
                 guard let claimOwner = PayloadClaimer.owner(ofToken: token) else { return true }
-                return claimOwner != owner && !OwnerLock.isAlive(layout: layout, owner: claimOwner)
+                if let known = alive[claimOwner] { return !known }
+                let isAlive = OwnerLock.isAlive(layout: layout, owner: claimOwner)
+                alive[claimOwner] = isAlive
+                return !isAlive
             }
             guard !tokens.isEmpty else { continue }
             do {

@@ -47,7 +47,9 @@ public final class SpoolEngine: Sendable {
             }
         }
         ownerLock = try OwnerLock(layout: layout, owner: OwnerLock.newOwnerName(ids: ids))
-        claimer = PayloadClaimer(layout: layout, ids: ids, owner: ownerLock.owner)
+        // No folder fsyncs at claim: the ledger row that follows is not fsynced either (WAL,
+        // synchronous=NORMAL), and a process crash loses nothing the page cache holds.
+        claimer = PayloadClaimer(layout: layout, ids: ids, owner: ownerLock.owner, syncsDirectories: false)
     }
 
     /// The drop folders, as absolute paths, by endpoint.

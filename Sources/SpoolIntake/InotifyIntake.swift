@@ -1,3 +1,4 @@
+import Foundation
 import SpoolCore
 
 /// Finds payloads with the kernel's inotify API: a file is a candidate when it is closed after
@@ -39,8 +40,9 @@ public final class InotifyIntake: IntakeSource {
     /// a later call returns a stream that is already finished.
     public func candidates() -> AsyncStream<IntakeCandidate> {
         let (stream, continuation) = AsyncStream.makeStream(of: IntakeCandidate.self)
-        continuation.onTermination = { [session] _ in session.requestStop() }
-        session.start(continuation)
+        let id = UUID()
+        continuation.onTermination = { [session] _ in session.requestStop(from: id) }
+        session.start(continuation, id: id)
         return stream
     }
 
@@ -56,4 +58,14 @@ public final class InotifyIntake: IntakeSource {
 
     /// Returns once the start-up scan has run (for tests that must not race it).
     func waitUntilStarted() { session.queue.sync {} }
+
+    /// How many kernel queue overflows caused a full rescan (for tests).
+    var rescans: Int { session.queue.sync { session.rescans } }
+
+    /// Runs `body` while events are not read, so the kernel queue fills up (for tests).
+    func withEventsPaused<T>(_ body: () async throws -> T) async rethrows -> T {
+        session.queue.suspend()
+        defer { session.queue.resume() }
+        return try await body()
+    }
 }

@@ -22,7 +22,10 @@ extension InotifyIntakeSession {
                 if event.isOverflow { overflowed = true } else { handle(event) }
             }
         }
-        if overflowed { rescanAll() }
+        if overflowed {
+            rescans += 1
+            rescanAll()
+        }
     }
 
     func handle(_ event: InotifyEvent) {

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Glibc
 import SpoolCore
 
@@ -30,11 +31,16 @@ final class InotifyIntakeSession: @unchecked Sendable {
     var state = State.idle
     var source: DispatchSourceRead?
     var continuation: AsyncStream<IntakeCandidate>.Continuation?
+    /// Which `candidates()` call the running stream belongs to.
+    var streamID: UUID?
     /// Scanned files held back until they settle, and the timer that re-examines them.
     var settling: SettlingFiles
     var settleTimer: DispatchSourceTimer?
-    /// Entered at creation, left once the descriptor is closed.
-    private let closed = DispatchGroup()
+    /// How many overflows forced a full rescan (a diagnostic; tests read it).
+    var rescans = 0
+    /// Opened once the descriptor is closed. (Not a `DispatchGroup`: libdispatch traps when a
+    /// group is freed while entered, which an intake dropped unstarted would do.)
+    private let closed = Latch()
 
     /// Creates missing drop folders and adds a watch on every folder below them — all watches
     /// exist before `start` scans, so nothing dropped in between is missed.
@@ -43,7 +49,6 @@ final class InotifyIntakeSession: @unchecked Sendable {
         settling = SettlingFiles(settle: settle)
         self.onError = onError
         watcher = try InotifyWatcher()
-        closed.enter()
         for (index, folder) in folders.enumerated() {
             try FileTree.makeDirectories(folder.directory)
             guard try addWatch(folder: index, relative: "", strict: true) != nil else { continue }
@@ -65,11 +70,12 @@ final class InotifyIntakeSession: @unchecked Sendable {
     }
 
     /// Starts delivering to `continuation`: scans every drop folder, then reads events.
-    /// A session runs once; a second start finds the stream finished at once.
-    func start(_ continuation: AsyncStream<IntakeCandidate>.Continuation) {
+    /// A session runs once; a later start (another `id`) finds its stream finished at once.
+    func start(_ continuation: AsyncStream<IntakeCandidate>.Continuation, id: UUID) {
         queue.async { [self] in
             guard state == .idle else { return continuation.finish() }
             state = .running
+            streamID = id
             self.continuation = continuation
             for index in folders.indices { scan(folder: index, under: "", rewatch: false) }
             let source = DispatchSource.makeReadSource(fileDescriptor: watcher.descriptor, queue: queue)
@@ -81,9 +87,11 @@ final class InotifyIntakeSession: @unchecked Sendable {
     }
 
     /// Asks the session to stop: the descriptor is closed and the stream finished. Never waits,
-    /// so it is safe from the stream's `onTermination`.
-    func requestStop() {
+    /// so it is safe from the stream's `onTermination`. With `id`, only the stream started with
+    /// that id may stop the session (a rejected second stream ending must not end the first).
+    func requestStop(from id: UUID? = nil) {
         queue.async { [self] in
+            if let id, id != streamID, state == .running { return }
             switch state {
             case .idle:
                 state = .stopped
@@ -103,6 +111,25 @@ final class InotifyIntakeSession: @unchecked Sendable {
         closed.wait()
     }
 
+    /// A one-way gate: `wait` blocks until `open` has been called (once or more).
+    private final class Latch: @unchecked Sendable {
+        private let condition = NSCondition()
+        private var isOpen = false
+
+        func open() {
+            condition.lock()
+            isOpen = true
+            condition.broadcast()
+            condition.unlock()
+        }
+
+        func wait() {
+            condition.lock()
+            while !isOpen { condition.wait() }
+            condition.unlock()
+        }
+    }
+
     /// Whether the inotify descriptor has been closed.
     var isClosed: Bool { queue.sync { watcher.isClosed } }
 
@@ -115,7 +142,7 @@ final class InotifyIntakeSession: @unchecked Sendable {
         watches = [:]
         continuation?.finish()
         continuation = nil
-        closed.leave()
+        closed.open()
     }
 
     /// Watches the folder `relative` of drop folder `folder`. Returns the watch descriptor, or

@@ -127,8 +127,9 @@ public final class PayloadClaimer: Sendable {
         } catch let error as SpoolIntakeError where error.isNotFound {
             return nil
         } catch {
-            // It exists but cannot be moved: point at it where it is; reading it decides.
-            return source
+            // ENAMETOOLONG (NAME.meta.json longer than NAME_MAX) and the like: there is none.
+            // If it does exist but cannot be moved, point at it where it is; reading it decides.
+            return (try? SystemCall.lstat(source)) == nil ? nil : source
         }
     }
 

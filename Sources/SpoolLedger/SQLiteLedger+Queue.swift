@@ -47,6 +47,14 @@ extension SQLiteLedger {
     public func claimNext(endpoints: [String], owner: String, now: Date) async throws -> ClaimResult {
         guard !endpoints.isEmpty else { return ClaimResult(claimed: nil, expired: []) }
         let now = now.millisecondsSince1970
+        // Idle workers poll: a read (which takes no lock in WAL mode) spares them a write
+        // transaction when nothing is queued.
+        let anyQueued = try await read { db in
+            try SQLRequest<Bool>(literal: """
+                SELECT EXISTS (SELECT 1 FROM requests WHERE state = 'queued' AND endpoint IN \(endpoints))
+                """).fetchOne(db) ?? false
+        }
+        guard anyQueued else { return ClaimResult(claimed: nil, expired: []) }
         return try await write { db in
             let expired = try Self.requests(db, """
                 UPDATE requests

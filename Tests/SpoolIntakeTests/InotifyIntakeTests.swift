@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import SpoolCore
-import Synchronization
 import Testing
 @testable import SpoolIntake
 
@@ -150,21 +149,21 @@ import Testing
             let path = root + "/incoming/open.bin"
             try writeFile(path, "")
             let fd = try SystemCall.open(path, O_WRONLY | O_APPEND)
-            let closed = Mutex(false)
-            try await withIntake(root, settle: .milliseconds(300)) { incoming, _, collector in
-                // The writer keeps appending (every 10 ms, far below `settle`) for a second, then closes.
-                let writer = Task.detached {
+            let closed = Flag()
+            try await withIntake(root, settle: .milliseconds(500)) { incoming, _, collector in
+                // The writer keeps appending (every 5 ms, far below `settle`) for a second, then closes.
+                let writer = onThread {
                     let deadline = ContinuousClock.now + .seconds(1)
                     while ContinuousClock.now < deadline {
                         try writeAll(fd, "chunk\n")
-                        try await Task.sleep(for: .milliseconds(10))
+                        usleep(5000)
                     }
-                    closed.withLock { $0 = true }
+                    closed.set()
                     try SystemCall.close(fd)
                 }
                 let arrived = await collector.wait(seconds: 10) { view in
                     guard view.paths.contains("open.bin") else { return false }
-                    #expect(closed.withLock { $0 }, "yielded while still open for writing")
+                    #expect(closed.isSet, "yielded while still open for writing")
                     return true
                 }
                 #expect(arrived)
@@ -205,6 +204,26 @@ import Testing
             #expect(intake.isClosed)
             #expect(await collector.wait { $0.finished })
             intake.stop()  // idempotent
+        }
+    }
+
+    @Test func aSecondStreamEndsAtOnceAndLeavesTheFirstRunning() async throws {
+        try await withTemporaryDirectory { root in
+            try await withIntake(root) { incoming, intake, collector in
+                for await _ in intake.candidates() { Issue.record("the second stream yielded") }
+                try writeFile(incoming + "/still-running")
+                #expect(await collector.wait(for: "still-running"))
+            }
+        }
+    }
+
+    @Test func anUnusableDropFolderFailsAtInitAndAnUnstartedIntakeCanBeDropped() async throws {
+        try await withTemporaryDirectory { root in
+            try writeFile(root + "/file")
+            #expect(throws: SpoolIntakeError.self) {
+                try InotifyIntake(folders: [(endpoint: "default", directory: root + "/file/incoming")])
+            }
+            _ = try InotifyIntake(folders: [(endpoint: "default", directory: root + "/unused")])
         }
     }
 

@@ -51,6 +51,13 @@ func exists(_ path: String) -> Bool {
 
 struct TimedOut: Error {}
 
+/// A flag shared between a test and a thread it started.
+final class Flag: Sendable {
+    private let state = Mutex(false)
+    var isSet: Bool { state.withLock { $0 } }
+    func set() { state.withLock { $0 = true } }
+}
+
 /// Runs blocking `body` on its own thread; throws `TimedOut` if it takes longer than `seconds`
 /// (the thread is then abandoned, but the test finishes).
 func withinTimeout<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () throws -> T) async throws -> T {
@@ -62,6 +69,21 @@ func withinTimeout<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable (
         Thread.detachNewThread { resume(Result { try body() }) }
         DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { resume(.failure(TimedOut())) }
     }
+}
+
+/// Runs blocking `body` on its own thread (not the cooperative pool, which blocking loops would
+/// starve); await `value` for its end.
+func onThread(_ body: @escaping @Sendable () throws -> Void) -> Task<Void, any Error> {
+    let done = AsyncThrowingStream<Void, any Error>.makeStream()
+    Thread.detachNewThread {
+        do {
+            try body()
+            done.continuation.finish()
+        } catch {
+            done.continuation.finish(throwing: error)
+        }
+    }
+    return Task { for try await _ in done.stream {} }
 }
 
 /// Polls `condition` every few milliseconds until it holds or `seconds` pass. For state that has
