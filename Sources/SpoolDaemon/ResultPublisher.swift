@@ -17,13 +17,17 @@ public final class ResultPublisher: Sendable {
     let config: SpoolConfig
     let ledger: any Ledger
     let logger: Logger
+    let trash: Trash
     private let events = Mutex<Int32>(-1)
+    /// Ids published but not yet marked `notified`, and whether a flush is under way.
+    private let unmarked = Mutex<(ids: [String], flushing: Bool)>(([], false))
 
     public init(layout: SpoolLayout, config: SpoolConfig, ledger: any Ledger, logger: Logger) {
         self.layout = layout
         self.config = config
         self.ledger = ledger
         self.logger = logger
+        trash = Trash(layout: layout)
     }
 
     deinit {
@@ -51,16 +55,49 @@ public final class ResultPublisher: Sendable {
             if !config.keepFailedInputs { removeClaim(request) }
         }
         if !eventAlreadyLogged { appendEvent(request) }
-        do {
-            try await ledger.markNotified(ids: [request.id])
-        } catch {
-            logger.error("could not mark the request notified", metadata: meta.merging(["spool.error": "\(error)"]) { $1 })
-        }
+        markNotified(request.id)
         if request.state == .succeeded {
             logger.info("request succeeded", metadata: meta)
         } else {
             meta["spool.failure.reason"] = "\(request.failureReason ?? "")"
             logger.warning("request \(request.state.rawValue)", metadata: meta)
+        }
+    }
+
+    /// Sets the `notified` flags in batches: one transaction for all the requests published
+    /// while the previous one ran. A flag lost to a crash only makes recovery look for the id in
+    /// `events.jsonl` before publishing again.
+    private func markNotified(_ id: String) {
+        let start = unmarked.withLock { u in
+            u.ids.append(id)
+            if u.flushing { return false }
+            u.flushing = true
+            return true
+        }
+        if start { Task { await self.flushNotified() } }
+    }
+
+    private func flushNotified() async {
+        while true {
+            let batch = unmarked.withLock { u in
+                let ids = u.ids
+                u.ids = []
+                if ids.isEmpty { u.flushing = false }
+                return ids
+            }
+            if batch.isEmpty { return }
+            do {
+                try await ledger.markNotified(ids: batch)
+            } catch {
+                logger.error("could not mark requests notified", metadata: ["spool.count": "\(batch.count)", "spool.error": "\(error)"])
+            }
+        }
+    }
+
+    /// Waits until every published request is marked `notified` (before a process exits).
+    public func flush() async {
+        while unmarked.withLock({ !$0.ids.isEmpty || $0.flushing }) {
+            try? await Task.sleep(for: .milliseconds(5))
         }
     }
 
@@ -79,16 +116,7 @@ public final class ResultPublisher: Sendable {
     }
 
     func removeClaim(_ request: InferenceRequest) {
-        let directory = layout.path(request.claimDirectory)
-        do {
-            try FileManager.default.removeItem(atPath: directory)
-        } catch let error as CocoaError where error.code == .fileNoSuchFile {
-            return
-        } catch {
-            if FileManager.default.fileExists(atPath: directory) {
-                logger.warning("could not remove the payload", metadata: ["spool.request.id": "\(request.id)", "spool.error": "\(error)"])
-            }
-        }
+        trash.discard(layout.path(request.claimDirectory), bytes: request.payloadBytes)
     }
 
     func event(for request: InferenceRequest) -> NotificationEvent {

@@ -61,6 +61,7 @@ public struct SpoolDaemon: Sendable {
             throw error
         }
         try await engine.ledger.requeue(owner: engine.owner)
+        await engine.publisher.flush()
     }
 
     /// Admits everything in the drop folders, processes the queue until it is empty, waits for
@@ -102,6 +103,7 @@ public struct SpoolDaemon: Sendable {
             if !anyQueued { try await Task.sleep(for: .milliseconds(100)) }
         }
         let results = engine.handledIDs.compactMap { finished[$0] }
+        await engine.publisher.flush()
         await engine.recover(settleSeconds: 0)
         return results
     }

@@ -12,6 +12,7 @@ extension SpoolEngine {
     /// metadata, too large) is recorded as failed with a marker that says why; it is kept.
     public func admit(_ candidate: IntakeCandidate) async {
         guard let endpoint = config.endpoint(named: candidate.endpoint) else { return }
+        publisher.trash.noteActivity()
         let claimed: ClaimedPayload
         do {
             guard let c = try claimer.claim(candidate, incomingDirectory: layout.path(endpoint.incomingDirectory)) else {

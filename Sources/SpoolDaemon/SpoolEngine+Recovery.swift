@@ -23,6 +23,7 @@ extension SpoolEngine {
         }
         await recordOrphanedClaims()
         await publishUnnotified(settleSeconds: settleSeconds)
+        publisher.trash.emptyIfDue()
     }
 
     func recordOrphanedClaims() async {

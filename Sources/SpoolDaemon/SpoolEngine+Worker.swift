@@ -29,10 +29,13 @@ extension SpoolEngine {
             }
             for expired in claim.expired { await publisher.publish(expired) }
             guard let request = claim.claimed else {
+                publisher.trash.emptyIfDue()
                 if untilIdle { return }
                 await doorbells[name]?.wait(timeout: Self.idlePoll)
                 continue
             }
+            publisher.trash.noteActivity()
+            if publisher.trash.isOverfull { publisher.trash.empty() }
             await run(request, endpoint: endpoint, executor: executor)
         }
     }
@@ -103,15 +106,16 @@ extension SpoolEngine {
         )
         let end = await withTaskGroup(of: AttemptEnd?.self) { group -> AttemptEnd in
             group.addTask { .finished(await executor.invoke(invocation)) }
-            group.addTask {
-                try? await Task.sleep(for: .seconds(request.timeoutSeconds))
-                return Task.isCancelled ? nil : .timedOut
-            }
             group.addTask { [ledger, owner] in
-                // Progress, and cancellation by `spool cancel` from any process.
+                // The watchdog: the timeout, progress, and cancellation by `spool cancel` from
+                // any process.
+                let deadline = ContinuousClock.now + .seconds(request.timeoutSeconds)
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: Self.progressInterval)
+                    let left = deadline - ContinuousClock.now
+                    if left <= .zero { return .timedOut }
+                    try? await Task.sleep(for: min(left, Self.progressInterval))
                     if Task.isCancelled { break }
+                    if ContinuousClock.now >= deadline { return .timedOut }
                     let running = (try? await ledger.recordProgress(id: request.id, owner: owner, bytes: progress.load())) ?? true
                     if !running { return .finished(.failed(Failure(.cancelled, "The request was cancelled."))) }
                 }
@@ -123,17 +127,22 @@ extension SpoolEngine {
             return first ?? .interrupted
         }
         if Task.isCancelled { return .interrupted }
+        if case .finished(.succeeded) = end {
+            // The output's bytes reach the disk before its rename makes it visible.
+            do {
+                try Posix.fsync(output, partial)
+            } catch {
+                return .finished(.failed(Failure(.outputWriteFailed, "The output could not be written: \(error).")))
+            }
+        }
         return end
     }
 
-    /// Makes a finished output visible: fsync, rename to its final name, fsync the folder, and
-    /// remove a stale marker for the same path.
+    /// Makes a finished (already fsynced) output visible: rename to its final name, fsync the
+    /// folder, and remove a stale marker for the same path.
     func publishOutput(_ request: InferenceRequest, partial: String) -> AttemptResult {
         let destination = layout.path(request.outputLocation)
         do {
-            let fd = try Posix.open(partial, O_RDONLY)
-            defer { close(fd) }
-            try Posix.fsync(fd, partial)
             let directory = (destination as NSString).deletingLastPathComponent
             try Posix.makeDirectories(directory)
             try Posix.rename(partial, destination)

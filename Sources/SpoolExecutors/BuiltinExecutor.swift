@@ -19,6 +19,8 @@ public struct BuiltinExecutor: ModelExecutor {
     }
 
     public let model: Model
+    /// Payloads up to this size run on the calling task instead of a blocking-I/O thread.
+    static let inlineLimit: Int64 = 256 * 1024
 
     public init(model: Model) {
         self.model = model
@@ -44,6 +46,10 @@ public struct BuiltinExecutor: ModelExecutor {
             let output = invocation.output
             let chunk = invocation.chunkBytes
             let progress = invocation.progress
+            if invocation.request.payloadBytes <= Self.inlineLimit {
+                // Small payloads are read from the page cache faster than a thread hop.
+                return Self.stream(model, input: input, output: output, chunkBytes: chunk, progress: progress, cancelled: CancellationFlag())
+            }
             return await BlockingIO.run { flag in
                 Self.stream(model, input: input, output: output, chunkBytes: chunk, progress: progress, cancelled: flag)
             }
@@ -148,8 +154,13 @@ public enum ExecutorFactory {
                 throw ExecutorError.unsupported("unknown builtin model \"\(name)\"")
             }
             return executor
-        case .command, .container, .url:
-            throw ExecutorError.unsupported("endpoint \(endpoint.name): this model kind is not available yet (only builtin models run in this version)")
+        case .command(let argv):
+            guard let program = argv.first, !program.isEmpty else {
+                throw ExecutorError.unsupported("endpoint \(endpoint.name): the model command is empty")
+            }
+            return CommandExecutor(argv: argv)
+        case .container, .url:
+            throw ExecutorError.unsupported("endpoint \(endpoint.name): this model kind is not available yet (only builtin and command models run in this version)")
         }
     }
 }

@@ -87,7 +87,7 @@ extension SQLiteLedger {
     /// Marks the requests' finish notifications as delivered.
     public func markNotified(ids: [String]) async throws {
         _ = try await inChunks(ids) { db, chunk in
-            try db.execute(literal: "UPDATE requests SET notified = 1 WHERE id IN \(chunk)")
+            try Self.execute(db, "UPDATE requests SET notified = 1 WHERE id IN \(chunk)")
         }
     }
 
@@ -96,7 +96,7 @@ extension SQLiteLedger {
     @discardableResult
     public func delete(ids: [String]) async throws -> Int {
         try await inChunks(ids) { db, chunk in
-            try db.execute(literal: "DELETE FROM requests WHERE finished_at IS NOT NULL AND id IN \(chunk)")
+            try Self.execute(db, "DELETE FROM requests WHERE finished_at IS NOT NULL AND id IN \(chunk)")
         }
     }
 

@@ -82,7 +82,7 @@ extension SQLiteLedger {
     /// longer running for `owner`: the caller should stop the attempt.
     public func recordProgress(id: String, owner: String, bytes: Int64) async throws -> Bool {
         try await write { db in
-            try db.execute(literal: """
+            try Self.execute(db, """
                 UPDATE requests SET bytes_processed = \(bytes)
                 WHERE id = \(id) AND state = 'running' AND owner = \(owner)
                 """)
@@ -95,7 +95,7 @@ extension SQLiteLedger {
     @discardableResult
     public func requeue(owner: String) async throws -> Int {
         try await write { db in
-            try db.execute(literal: """
+            try Self.execute(db, """
                 UPDATE requests
                 SET state = 'queued', owner = NULL, started_at = NULL, bytes_processed = 0,
                     attempts = MAX(attempts - 1, 0)

@@ -112,10 +112,16 @@ public final class SQLiteLedger: Ledger {
 
     /// The requests of rows from `statement`, in the order SQLite returned them.
     static func requests(_ db: Database, _ statement: SQL) throws -> [InferenceRequest] {
-        try Row.fetchAll(db, SQLRequest<Row>(literal: statement)).map(InferenceRequest.init(row:))
+        try Row.fetchAll(db, SQLRequest<Row>(literal: statement, cached: true)).map(InferenceRequest.init(row:))
+    }
+
+    /// Runs a write statement through the statement cache (hot paths run thousands a second).
+    static func execute(_ db: Database, _ statement: SQL) throws {
+        let (sql, arguments) = try statement.build(db)
+        try db.cachedStatement(sql: sql).execute(arguments: arguments)
     }
 
     static func request(_ db: Database, _ statement: SQL) throws -> InferenceRequest? {
-        try Row.fetchOne(db, SQLRequest<Row>(literal: statement)).map(InferenceRequest.init(row:))
+        try Row.fetchOne(db, SQLRequest<Row>(literal: statement, cached: true)).map(InferenceRequest.init(row:))
     }
 }

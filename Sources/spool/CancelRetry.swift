@@ -31,7 +31,9 @@ struct Cancel: AsyncParsableCommand {
         if before?.state == .queued {
             // Nobody runs it: its marker and event are ours to write. A running request's
             // worker notices the cancel within a second, stops the model and writes them.
-            await options.publisher(ledger: ledger, config: config).publish(cancelled)
+            let publisher = options.publisher(ledger: ledger, config: config)
+            await publisher.publish(cancelled)
+            await publisher.flush()
         }
         report(cancelled, wasRunning: before?.state == .running)
     }
