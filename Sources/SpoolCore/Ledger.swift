@@ -54,6 +54,11 @@ public protocol Ledger: Sendable {
     func unnotified(limit: Int) async throws -> [InferenceRequest]
 
     func markNotified(ids: [String]) async throws
+
+    /// Deletes the finished requests among `ids` (for `spool gc`); queued and running ones stay.
+    /// Returns how many were deleted.
+    @discardableResult
+    func delete(ids: [String]) async throws -> Int
 }
 
 /// What `claimNext` did.

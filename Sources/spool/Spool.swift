@@ -17,7 +17,7 @@ struct Spool: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             Init.self, Serve.self, Drain.self, Invoke.self, Wait.self, Cat.self, Status.self, List.self,
-            Cancel.self, Retry.self,
+            Cancel.self, Retry.self, Events.self, GC.self,
         ]
     )
 
@@ -36,7 +36,9 @@ struct Spool: AsyncParsableCommand {
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {
-                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                // One line that names the problem; `--help` has the rest.
+                let message = message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid usage"
+                FileHandle.standardError.write(Data("spool: \(message.replacingOccurrences(of: "Error: ", with: ""))\n".utf8))
                 Glibc.exit(2)
             }
             exit(withError: error)

@@ -1,0 +1,144 @@
+import Foundation
+import Glibc
+import Testing
+
+extension IntegrationTests {
+    @Suite(.serialized) struct Crashes {
+        @Test("kill -9 three times in the middle of 300 requests: after a restart every input has exactly one correct output, nothing is lost",
+              .timeLimit(.minutes(4)))
+        func killNineDuringWork() async throws {
+            let count = 300
+            let root = try SpoolRoot(config: config(model: "echo"))
+            let names = (0..<count).map { String(format: "p%03d.bin", $0) }
+            for (i, name) in names.enumerated() {
+                try Files.write(root.incoming + "/" + name, payload(i, bytes: 64 * 1024, tag: "crash"))
+            }
+            // Killed three times, each time part-way through (and the later ones during recovery).
+            for threshold in [20, 110, 200] {
+                let daemon = try root.serve()
+                try await root.waitUntil("\(threshold) outputs", every: .milliseconds(2)) { Files.count(under: root.outputs) >= threshold }
+                daemon.send(SIGKILL)
+                let outputsAtKill = Files.count(under: root.outputs)
+                #expect(try await daemon.waitForExit() == 128 + SIGKILL)
+                try #require(outputsAtKill < count, "the daemon finished before it was killed; nothing was interrupted")
+            }
+
+            _ = try root.serve()
+            try await root.waitForCount("outputs after the restart", toReach: count, timeout: .seconds(120)) {
+                Files.count(under: root.outputs)
+            }
+            let status = try await root.waitForStatus("300 succeeded") { $0.Succeeded >= count && $0.Queued == 0 && $0.Running == 0 }
+            #expect(status.Succeeded == count && status.Failed == 0, "\(status)\n\(root.diagnostics)")
+            try await root.waitUntil("an event for every request") { Set(try root.events().map(\.inferenceId)).count >= count }
+
+            #expect(Files.files(under: root.outputs) == names.map { $0 + ".out" }, "exactly one output per input")
+            for (i, name) in names.enumerated() {
+                #expect(Files.read(root.output(name)) == payload(i, bytes: 64 * 1024, tag: "crash"), "output of \(name)")
+            }
+            #expect(Files.files(under: root.incoming).isEmpty, "no input left unclaimed")
+            #expect(Files.files(under: root.path + "/.spool/partial").isEmpty, "no partial output left over")
+            #expect(Files.files(under: root.path + "/.spool/claimed").isEmpty, "no claimed payload left over")
+            #expect(Files.files(under: root.errors).isEmpty)
+            let requests = try await root.list()
+            #expect(requests.count == count, "one request per input, none recorded twice")
+            let events = try root.events()
+            #expect(events.allSatisfy { $0.invocationStatus == "Completed" })
+            #expect(Set(events.map(\.inferenceId)) == Set(requests.map(\.InferenceId)))
+            #expect(Set(events.compactMap { $0.responseParameters?.outputLocation }) == Set(names.map { root.output($0) }))
+        }
+
+        @Test("a request killed -9 while the model runs goes back to the queue and succeeds after a restart, with 1 attempt",
+              .timeLimit(.minutes(2)))
+        func killNineDuringARunningRequest() async throws {
+            let root = try SpoolRoot(config: config(model: "sleep"))
+            let first = try root.serve()
+            try Files.write(root.incoming + "/job.txt", "2\n")
+            let running = try await root.waitForState("running")
+            first.send(SIGKILL)
+            #expect(try await first.waitForExit() == 128 + SIGKILL)
+            #expect(!Files.exists(root.output("job.txt")), "killed before the 2 s sleep ended")
+
+            _ = try root.serve()
+            try await root.waitUntil("the output after the restart") { Files.exists(root.output("job.txt")) }
+            #expect(Files.text(root.output("job.txt")) == "2\n")
+            try await root.waitUntil("the event") { try root.events().contains { $0.inferenceId == running.InferenceId } }
+            let request = try await root.request(running.InferenceId)
+            #expect(request.State == "succeeded")
+            #expect(request.Attempts == 1, "an interrupted attempt must not count")
+            #expect(!Files.exists(root.marker("job.txt")))
+            #expect(try root.events().allSatisfy { $0.invocationStatus == "Completed" })
+        }
+
+        @Test("SIGTERM while a request runs: the daemon exits 0 within the grace period; the request finished or is queued, and drain finishes it",
+              .timeLimit(.minutes(2)))
+        func sigtermDrainsGracefully() async throws {
+            let root = try SpoolRoot(config: config(model: "sleep"))
+            let daemon = try root.serve()
+            try Files.write(root.incoming + "/one.txt", "1\n")
+            let running = try await root.waitForState("running")
+            daemon.send(SIGTERM)
+            #expect(try await daemon.waitForExit(timeout: .seconds(13)) == 0, "\(root.diagnostics)")
+            let state = try await root.request(running.InferenceId).State
+            #expect(state == "succeeded" || state == "queued", "after a clean stop, not \(state)")
+
+            let drain = try await root.run("drain")
+            #expect(drain.status == 0, "\(drain.text)\(drain.stderr)")
+            #expect(try await root.request(running.InferenceId).State == "succeeded")
+            #expect(Files.text(root.output("one.txt")) == "1\n")
+        }
+
+        @Test("SIGTERM with --grace 1 and a 4 s request: the daemon exits 0 promptly, the request is queued again, drain runs it once",
+              .timeLimit(.minutes(2)))
+        func sigtermAfterGraceRequeues() async throws {
+            let root = try SpoolRoot(config: config(model: "sleep"))
+            let daemon = try root.serve(["--grace", "1"])
+            try Files.write(root.incoming + "/four.txt", "4\n")
+            let running = try await root.waitForState("running")
+            let signalled = ContinuousClock.now
+            daemon.send(SIGTERM)
+            #expect(try await daemon.waitForExit(timeout: .seconds(10)) == 0, "\(root.diagnostics)")
+            #expect(ContinuousClock.now - signalled < .seconds(3.5), "the grace period is 1 s")
+            let requeued = try await root.request(running.InferenceId)
+            #expect(requeued.State == "queued", "interrupted by shutdown: back in the queue")
+            #expect(!Files.exists(root.marker("four.txt")) && !Files.exists(root.output("four.txt")))
+
+            let drain = try await root.run("drain")
+            #expect(drain.status == 0, "\(drain.text)\(drain.stderr)")
+            let done = try await root.request(running.InferenceId)
+            #expect(done.State == "succeeded" && done.Attempts == 1)
+            #expect(Files.text(root.output("four.txt")) == "4\n")
+            #expect(try root.events().filter { $0.inferenceId == running.InferenceId }.count == 1)
+        }
+
+        @Test("a daemon and spool drain on one root at once: 500 files, each run exactly once", .timeLimit(.minutes(4)))
+        func daemonAndDrainShareARoot() async throws {
+            let count = 500
+            let root = try SpoolRoot(config: config(model: "echo"))
+            let names = (0..<count).map { String(format: "s%03d.txt", $0) }
+            for (i, name) in names.enumerated().prefix(count / 2) {
+                try Files.write(root.incoming + "/" + name, payload(i, bytes: 4096, tag: "shared"))
+            }
+            _ = try root.serve()
+            let drain = try root.spawn("drain")
+            for (i, name) in names.enumerated().dropFirst(count / 2) {
+                try Files.write(root.incoming + "/" + name, payload(i, bytes: 4096, tag: "shared"))
+            }
+            #expect(try await drain.waitForExit(timeout: .seconds(120)) == 0, "\(root.diagnostics)")
+            try await root.waitForCount("outputs", toReach: count, timeout: .seconds(120)) { Files.count(under: root.outputs) }
+            let status = try await root.waitForStatus("500 succeeded") { $0.Succeeded >= count && $0.Queued == 0 && $0.Running == 0 }
+            #expect(status.Succeeded == count && status.Failed == 0, "\(status)")
+            try await root.waitUntil("500 events") { try root.events().count >= count }
+
+            let events = try root.events()
+            #expect(events.count == count, "one event per request\n\(root.diagnostics)")
+            #expect(Set(events.map(\.inferenceId)).count == count, "no request ran twice")
+            let requests = try await root.list()
+            #expect(requests.count == count && requests.allSatisfy { $0.Attempts == 1 && $0.State == "succeeded" })
+            #expect(Files.files(under: root.outputs) == names.map { $0 + ".out" })
+            for (i, name) in names.enumerated() {
+                #expect(Files.read(root.output(name)) == payload(i, bytes: 4096, tag: "shared"), "output of \(name)")
+            }
+            #expect(Files.files(under: root.incoming).isEmpty)
+        }
+    }
+}
