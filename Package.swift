@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
     ],
     targets: [
         // The domain: requests, states, configuration, and the protocols everything else implements.
@@ -24,7 +25,13 @@ let package = Package(
             dependencies: ["SpoolCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(name: "SpoolIntake", dependencies: ["SpoolCore"]),
-        .target(name: "SpoolExecutors", dependencies: ["SpoolCore", "CSpoolSystem"]),
+        .target(
+            name: "SpoolExecutors",
+            dependencies: [
+                "SpoolCore", "CSpoolSystem",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ]
+        ),
         .target(
             name: "SpoolDaemon",
             dependencies: [

@@ -89,7 +89,7 @@ public struct CommandExecutor: ModelExecutor {
                     await supervise(execution, invocation: invocation, teardown: teardown)
                 }
             } onCancel: {
-                teardown.cancel()
+                _ = teardown
             }
         } catch let error as SubprocessError {
             switch error.code {

@@ -10,10 +10,11 @@ import Testing
     static let chunk = 64 * 1024
     static let sizes = [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk + 17, 4 << 20]
 
-    static var echoExecutors: [String] { ["builtin echo"] }
+    static var echoExecutors: [String] { ["builtin echo", "command cat"] }
 
     static func executor(named name: String) -> any ModelExecutor {
         switch name {
+        case "command cat": CommandExecutor(argv: ["cat"])
         default: BuiltinExecutor(model: .echo)
         }
     }
