@@ -14,6 +14,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // The domain: requests, states, configuration, and the protocols everything else implements.
@@ -30,6 +34,8 @@ let package = Package(
             dependencies: [
                 "SpoolCore", "CSpoolSystem",
                 .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -39,12 +45,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        // The SageMaker-compatible HTTP API (`spool serve --listen`).
+        .target(
+            name: "SpoolHTTP",
+            dependencies: [
+                "SpoolCore", "SpoolDaemon",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "spool",
             dependencies: [
-                "SpoolCore", "SpoolDaemon",
+                "SpoolCore", "SpoolDaemon", "SpoolHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -56,6 +75,13 @@ let package = Package(
         ),
         .testTarget(name: "SpoolIntakeTests", dependencies: ["SpoolIntake", "SpoolCore"]),
         .testTarget(name: "SpoolExecutorsTests", dependencies: ["SpoolExecutors", "SpoolCore"]),
+        .testTarget(
+            name: "SpoolHTTPTests",
+            dependencies: [
+                "SpoolHTTP", "SpoolDaemon", "SpoolCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
         .testTarget(
             name: "SpoolIntegrationTests",
             dependencies: ["SpoolDaemon", "SpoolCore", "SpoolLedger"]

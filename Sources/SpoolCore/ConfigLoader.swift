@@ -101,7 +101,7 @@ public enum ConfigLoader {
         }
 
         mutating func config(_ root: TOMLTable) throws(ConfigError) -> SpoolConfig {
-            try checkKeys(root, allowed: ["endpoints", "spool"], at: "")
+            try checkKeys(root, allowed: ["endpoints", "spool", "http", "buckets"], at: "")
             var config = SpoolConfig(endpoints: [])
             if let value = root["spool"] {
                 let t = try table(value, "spool")
@@ -110,6 +110,34 @@ public enum ConfigLoader {
                     config.deleteSucceededInputs = try bool(v, "spool.delete_succeeded_inputs")
                 }
                 if let v = t["keep_failed_inputs"] { config.keepFailedInputs = try bool(v, "spool.keep_failed_inputs") }
+            }
+            if let value = root["http"] {
+                let t = try table(value, "http")
+                try checkKeys(t, allowed: ["auth_token", "allowed_input_dirs", "max_queued"], at: "http")
+                if let v = t["auth_token"] {
+                    let token = try string(v, "http.auth_token")
+                    guard token.count >= 16 else { throw fail("http.auth_token", "must be at least 16 characters") }
+                    config.http.authToken = token
+                }
+                if let v = t["allowed_input_dirs"] {
+                    config.http.allowedInputDirectories = try argv(v, "http.allowed_input_dirs")
+                    for dir in config.http.allowedInputDirectories where !dir.hasPrefix("/") {
+                        throw fail("http.allowed_input_dirs", "must be absolute paths, got \"\(dir)\"")
+                    }
+                }
+                if let v = t["max_queued"] { config.http.maxQueued = Int(try int(v, "http.max_queued", 1...10_000_000)) }
+            }
+            if let value = root["buckets"] {
+                let t = try table(value, "buckets")
+                for name in t.keys {
+                    let key = "buckets.\(name)"
+                    guard name.range(of: "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", options: .regularExpression) != nil else {
+                        throw fail(key, "is not a valid S3 bucket name (3–63 lowercase letters, digits, dots, hyphens)")
+                    }
+                    let dir = try string(t[name]!, key)
+                    guard !dir.isEmpty else { throw fail(key, "must name a folder") }
+                    config.buckets[name] = dir
+                }
             }
             if let value = root["endpoints"] {
                 let endpoints = try table(value, "endpoints")
@@ -143,7 +171,7 @@ public enum ConfigLoader {
             try checkKeys(t, allowed: [
                 "model", "max_concurrent_invocations_per_instance", "instances", "invocation_timeout_seconds",
                 "request_ttl_seconds", "max_payload_bytes", "chunk_bytes", "split", "max_attempts",
-                "notifications", "incoming", "outputs", "errors",
+                "notifications", "incoming", "outputs", "errors", "split_max_bytes", "split_max_records",
             ], at: prefix)
             var model = ModelSpec.builtin("sha256")
             if let v = t["model"] { model = try self.model(v, "\(prefix).model") }
@@ -168,6 +196,8 @@ public enum ConfigLoader {
                 guard let mode = SplitMode(rawValue: s) else { throw fail("\(prefix).split", "must be \"none\" or \"line\", got \"\(s)\"") }
                 e.split = mode
             }
+            if let v = t["split_max_bytes"] { e.splitMaxBytes = Int(try int(v, "\(prefix).split_max_bytes", 1024...(64 << 20))) }
+            if let v = t["split_max_records"] { e.splitMaxRecords = Int(try int(v, "\(prefix).split_max_records", 1...1_000_000)) }
             if let v = t["max_attempts"] { e.maxAttempts = Int(try int(v, "\(prefix).max_attempts", 1...10)) }
             if let v = t["notifications"] { e.notifications = try notifications(v, "\(prefix).notifications") }
             return e

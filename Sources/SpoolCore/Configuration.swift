@@ -78,6 +78,10 @@ public struct EndpointConfig: Sendable, Equatable {
     public var chunkBytes = 1 << 20
     /// Default `none`.
     public var split: SplitMode = .none
+    /// With `split = "line"`: most bytes in one batch, 1 KiB–64 MiB. Default 6 MiB (SageMaker's MaxPayloadInMB).
+    public var splitMaxBytes = 6 << 20
+    /// With `split = "line"`: most records in one batch, 1–1,000,000. Default 1000.
+    public var splitMaxRecords = 1000
     /// Attempts for retryable failures, 1–10. Default 1.
     public var maxAttempts = 1
     public var notifications = NotificationConfig()
@@ -105,6 +109,11 @@ public struct SpoolConfig: Sendable, Equatable {
     public var deleteSucceededInputs = true
     /// Keep payloads of failed requests for `spool retry` until `spool gc`. Default true.
     public var keepFailedInputs = true
+    /// The HTTP API's settings (`[http]`).
+    public var http = HTTPConfig()
+    /// S3 bucket names the HTTP API maps to folders (`[buckets]`: `name = "/path"`); relative
+    /// paths are inside the root. Default: none.
+    public var buckets: [String: String] = [:]
 
     public init(endpoints: [EndpointConfig] = [EndpointConfig(name: "default")]) {
         self.endpoints = endpoints
@@ -113,4 +122,17 @@ public struct SpoolConfig: Sendable, Equatable {
     public func endpoint(named name: String) -> EndpointConfig? {
         endpoints.first { $0.name == name }
     }
+}
+
+/// Settings of the HTTP API (`spool serve --listen`).
+public struct HTTPConfig: Sendable, Equatable {
+    /// When set, requests need `Authorization: Bearer <token>` (or a SigV4 access key id equal
+    /// to it). Required to listen on a non-loopback address. Default: none.
+    public var authToken: String?
+    /// Folders besides the spool root that `file://` InputLocations may name. Default: none.
+    public var allowedInputDirectories: [String] = []
+    /// Most requests waiting in the queue before the API answers 503. Default 100,000.
+    public var maxQueued = 100_000
+
+    public init() {}
 }

@@ -59,6 +59,32 @@ public protocol Ledger: Sendable {
     /// Returns how many were deleted.
     @discardableResult
     func delete(ids: [String]) async throws -> Int
+
+    // MARK: Metrics (SPEC 7)
+
+    /// Adds `amount` to the named counter of `endpoint` (created at 0), such as
+    /// `NotificationFailures`. Counters survive restarts and are shared by every process.
+    func incrementCounter(_ name: String, endpoint: String, by amount: Int) async throws
+
+    /// Every counter: endpoint → counter name → value.
+    func counters() async throws -> [String: [String: Int]]
+
+    /// The times of the `limit` most recently finished requests of `endpoint` that ran
+    /// (succeeded or failed after starting), most recent first: the latency window of `spool stats`.
+    func latencySamples(endpoint: String, limit: Int) async throws -> [LatencySample]
+}
+
+/// When one finished request was received, started and finished (for latency percentiles).
+public struct LatencySample: Sendable, Equatable {
+    public var receivedAt: Date
+    public var startedAt: Date
+    public var finishedAt: Date
+
+    public init(receivedAt: Date, startedAt: Date, finishedAt: Date) {
+        self.receivedAt = receivedAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+    }
 }
 
 /// What `claimNext` did.

@@ -33,4 +33,32 @@ public struct Invocation: Sendable {
 /// process or connection they started.
 public protocol ModelExecutor: Sendable {
     func invoke(_ invocation: Invocation) async -> AttemptResult
+
+    /// Starts what the executor manages (model server instances, their scaler) before the first
+    /// invocation; runs until `shutdown`. Builtin and command executors have nothing to start.
+    func start(context: ExecutorContext) async throws
+
+    /// Stops every process the executor started (SIGTERM, then SIGKILL after a grace period).
+    func shutdown() async
+
+    /// Model instances running now (for metrics; 0 for executors without instances).
+    var instancesRunning: Int { get }
+}
+
+extension ModelExecutor {
+    public func start(context: ExecutorContext) async throws {}
+    public func shutdown() async {}
+    public var instancesRunning: Int { 0 }
+}
+
+/// What an executor may ask of the daemon that runs it.
+public struct ExecutorContext: Sendable {
+    public var endpoint: EndpointConfig
+    /// Requests of the endpoint waiting in the queue (for scaling out on backlog).
+    public var backlog: @Sendable () async -> Int
+
+    public init(endpoint: EndpointConfig, backlog: @escaping @Sendable () async -> Int) {
+        self.endpoint = endpoint
+        self.backlog = backlog
+    }
 }

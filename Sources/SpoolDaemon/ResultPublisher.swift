@@ -18,16 +18,19 @@ public final class ResultPublisher: Sendable {
     let ledger: any Ledger
     let logger: Logger
     let trash: Trash
+    /// Told of every publication (notifications, metrics).
+    let observers: [any PublicationObserver]
     private let events = Mutex<Int32>(-1)
     /// Ids published but not yet marked `notified`, and whether a flush is under way.
     private let unmarked = Mutex<(ids: [String], flushing: Bool)>(([], false))
 
-    public init(layout: SpoolLayout, config: SpoolConfig, ledger: any Ledger, logger: Logger) {
+    public init(layout: SpoolLayout, config: SpoolConfig, ledger: any Ledger, logger: Logger, observers: [any PublicationObserver] = []) {
         self.layout = layout
         self.config = config
         self.ledger = ledger
         self.logger = logger
         trash = Trash(layout: layout)
+        self.observers = observers
     }
 
     deinit {
@@ -54,7 +57,11 @@ public final class ResultPublisher: Sendable {
             writeMarker(request)
             if !config.keepFailedInputs { removeClaim(request) }
         }
-        if !eventAlreadyLogged { appendEvent(request) }
+        if !eventAlreadyLogged {
+            let event = event(for: request)
+            appendEvent(event, id: request.id)
+            for observer in observers { await observer.published(request, event: event) }
+        }
         markNotified(request.id)
         if request.state == .succeeded {
             logger.info("request succeeded", metadata: meta)
@@ -129,20 +136,20 @@ public final class ResultPublisher: Sendable {
 
     /// Appends one line with a single `write` on an `O_APPEND` descriptor, so lines from several
     /// processes never interleave.
-    func appendEvent(_ request: InferenceRequest) {
-        let line = event(for: request).jsonLine()
+    func appendEvent(_ event: NotificationEvent, id: String) {
+        let line = event.jsonLine()
         events.withLock { fd in
             if fd < 0 {
                 fd = (try? Posix.open(layout.eventsPath, O_WRONLY | O_APPEND | O_CREAT)) ?? -1
             }
             guard fd >= 0 else {
-                logger.error("could not open events.jsonl", metadata: ["spool.request.id": "\(request.id)"])
+                logger.error("could not open events.jsonl", metadata: ["spool.request.id": "\(id)"])
                 return
             }
             do {
                 try Posix.writeAll(fd, line, layout.eventsPath)
             } catch {
-                logger.error("could not append the event", metadata: ["spool.request.id": "\(request.id)", "spool.error": "\(error)"])
+                logger.error("could not append the event", metadata: ["spool.request.id": "\(id)", "spool.error": "\(error)"])
             }
         }
     }

@@ -23,16 +23,19 @@ public struct SpoolDaemon: Sendable {
     let logger: Logger
 
     /// Opens the ledger and prepares the engine (folders, owner lock). Recovery runs in `serve`/`drain`.
-    public init(layout: SpoolLayout, config: SpoolConfig, logger: Logger) throws {
+    public init(layout: SpoolLayout, config: SpoolConfig, logger: Logger, observers: [any PublicationObserver] = []) throws {
         let ledger = try SQLiteLedger(path: layout.ledgerPath)
-        engine = try SpoolEngine(layout: layout, config: config, ledger: ledger, logger: logger)
+        engine = try SpoolEngine(layout: layout, config: config, ledger: ledger, logger: logger, observers: observers)
         self.logger = logger
     }
 
     /// Watches, queues and runs until SIGTERM or SIGINT (or task cancellation), then stops
     /// gracefully: intake first, then workers; unfinished requests return to the queue.
-    public func serve(options: Options, signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
+    /// - Parameter services: more services to run beside intake and workers (the HTTP API);
+    ///   they are shut down first.
+    public func serve(options: Options, services: [ServiceGroupConfiguration.ServiceConfiguration] = [], signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
         await engine.recover(settleSeconds: 0)
+        try await engine.startExecutors()
         let source: any IntakeSource = if let seconds = options.pollSeconds {
             PollingIntake(folders: engine.dropFolders, interval: .milliseconds(Int(seconds * 1000)))
         } else {
@@ -43,7 +46,7 @@ public struct SpoolDaemon: Sendable {
                 .init(service: WorkerPoolService(engine: engine), serviceName: "workers"),
                 .init(service: MaintenanceService(engine: engine, interval: .seconds(5)), serviceName: "maintenance"),
                 .init(service: IntakeService(engine: engine, source: source), serviceName: "intake"),
-            ],
+            ] + services,
             gracefulShutdownSignals: signals,
             logger: logger
         )
@@ -58,9 +61,11 @@ public struct SpoolDaemon: Sendable {
             try await group.run()
         } catch {
             _ = try? await engine.ledger.requeue(owner: engine.owner)
+            await engine.shutdownExecutors()
             throw error
         }
         try await engine.ledger.requeue(owner: engine.owner)
+        await engine.shutdownExecutors()
         await engine.publisher.flush()
     }
 
@@ -69,6 +74,7 @@ public struct SpoolDaemon: Sendable {
     /// those and the ones it ran: the caller's exit status is 0 when all succeeded.
     public func drain() async throws -> [InferenceRequest] {
         await engine.recover(settleSeconds: 0)
+        try await engine.startExecutors()
         for (endpoint, directory) in engine.dropFolders {
             for candidate in DirectoryScanner.scan(endpoint: endpoint, directory: directory) {
                 await engine.admit(candidate)
@@ -103,6 +109,7 @@ public struct SpoolDaemon: Sendable {
             if !anyQueued { try await Task.sleep(for: .milliseconds(100)) }
         }
         let results = engine.handledIDs.compactMap { finished[$0] }
+        await engine.shutdownExecutors()
         await engine.publisher.flush()
         await engine.recover(settleSeconds: 0)
         return results

@@ -24,12 +24,15 @@ public final class SpoolEngine: Sendable {
 
     public var owner: String { ownerLock.owner }
 
-    public init(layout: SpoolLayout, config: SpoolConfig, ledger: any Ledger, logger: Logger) throws {
+    public init(
+        layout: SpoolLayout, config: SpoolConfig, ledger: any Ledger, logger: Logger,
+        observers: [any PublicationObserver] = []
+    ) throws {
         self.layout = layout
         self.config = config
         self.ledger = ledger
         self.logger = logger
-        publisher = ResultPublisher(layout: layout, config: config, ledger: ledger, logger: logger)
+        publisher = ResultPublisher(layout: layout, config: config, ledger: ledger, logger: logger, observers: observers)
         var executors: [String: any ModelExecutor] = [:]
         var doorbells: [String: Doorbell] = [:]
         for endpoint in config.endpoints {
@@ -55,6 +58,27 @@ public final class SpoolEngine: Sendable {
     /// The drop folders, as absolute paths, by endpoint.
     public var dropFolders: [(endpoint: String, directory: String)] {
         config.endpoints.map { ($0.name, layout.path($0.incomingDirectory)) }
+    }
+
+    /// Starts what the endpoints' executors manage (model server instances).
+    public func startExecutors() async throws {
+        for endpoint in config.endpoints {
+            let name = endpoint.name
+            let context = ExecutorContext(endpoint: endpoint) { [ledger] in
+                ((try? await ledger.queueStats())?[name]).map { $0.count(.queued) } ?? 0
+            }
+            try await executors[name]?.start(context: context)
+        }
+    }
+
+    /// Stops every model process the executors started.
+    public func shutdownExecutors() async {
+        for executor in executors.values { await executor.shutdown() }
+    }
+
+    /// Model instances running now, by endpoint.
+    public var instancesRunning: [String: Int] {
+        executors.mapValues(\.instancesRunning)
     }
 
     /// Wakes a worker of `endpoint`: a request was queued.
