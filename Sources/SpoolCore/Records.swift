@@ -76,9 +76,15 @@ public struct NotificationEvent: Sendable, Codable, Equatable {
         public var outputLocation: String
     }
 
+    /// The output itself (`include_inference_response`): `content` in base64, `encoding` "BASE64".
     public struct ResponseBody: Sendable, Codable, Equatable {
         public var content: String
         public var encoding: String
+
+        public init(content: String, encoding: String = "BASE64") {
+            self.content = content
+            self.encoding = encoding
+        }
     }
 
     public var eventVersion = "1.0"

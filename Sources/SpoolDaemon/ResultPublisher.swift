@@ -126,12 +126,33 @@ public final class ResultPublisher: Sendable {
         trash.discard(layout.path(request.claimDirectory), bytes: request.payloadBytes)
     }
 
+    /// The event of a finished request, as `events.jsonl`, the hooks and the webhook all get it:
+    /// with `responseBody` when the endpoint sets `include_inference_response` and the output of
+    /// a success is at most `maxEmbeddedResponseBytes`.
     func event(for request: InferenceRequest) -> NotificationEvent {
-        NotificationEvent(
+        var event = NotificationEvent(
             request: request, inputLocation: inputLocation(request),
             outputLocation: layout.path(request.outputLocation), failureLocation: layout.path(request.failureLocation),
             eventTime: request.finishedAt ?? Date()
         )
+        if request.state == .succeeded, config.endpoint(named: request.endpoint)?.notifications.includeInferenceResponse == true {
+            event.responseBody = embeddedResponse(layout.path(request.outputLocation))
+        }
+        return event
+    }
+
+    /// SageMaker embeds outputs up to 128 KB in the notification.
+    public static let maxEmbeddedResponseBytes = 128 * 1024
+
+    /// The output at `path` as base64, when it exists and is small enough.
+    func embeddedResponse(_ path: String) -> NotificationEvent.ResponseBody? {
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
+              info.st_size <= off_t(Self.maxEmbeddedResponseBytes),
+              let data = FileManager.default.contents(atPath: path),
+              data.count <= Self.maxEmbeddedResponseBytes
+        else { return nil }
+        return NotificationEvent.ResponseBody(content: data.base64EncodedString(), encoding: "BASE64")
     }
 
     /// Appends one line with a single `write` on an `O_APPEND` descriptor, so lines from several

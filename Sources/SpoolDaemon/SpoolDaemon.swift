@@ -20,14 +20,24 @@ public struct SpoolDaemon: Sendable {
     }
 
     public let engine: SpoolEngine
+    /// Delivers the endpoints' hooks and webhooks (SPEC 6); runs beside the workers.
+    public let notifier: Notifier
     let logger: Logger
 
-    /// Opens the ledger and prepares the engine (folders, owner lock). Recovery runs in `serve`/`drain`.
-    public init(layout: SpoolLayout, config: SpoolConfig, logger: Logger, observers: [any PublicationObserver] = []) throws {
+    /// Opens the ledger and prepares the engine (folders, owner lock) and the notifier.
+    /// Recovery runs in `serve`/`drain`.
+    public init(
+        layout: SpoolLayout, config: SpoolConfig, logger: Logger, observers: [any PublicationObserver] = [],
+        notifierOptions: Notifier.Options = Notifier.Options()
+    ) throws {
         let ledger = try SQLiteLedger(path: layout.ledgerPath)
-        engine = try SpoolEngine(layout: layout, config: config, ledger: ledger, logger: logger, observers: observers)
+        notifier = Notifier(layout: layout, config: config, ledger: ledger, logger: logger, options: notifierOptions)
+        engine = try SpoolEngine(layout: layout, config: config, ledger: ledger, logger: logger, observers: [notifier] + observers)
         self.logger = logger
     }
+
+    /// The metrics of SPEC 7, with this daemon's instances read live (for `GET /metrics`).
+    public var metrics: MetricsCollector { MetricsCollector(engine: engine) }
 
     /// Watches, queues and runs until SIGTERM or SIGINT (or task cancellation), then stops
     /// gracefully: intake first, then workers; unfinished requests return to the queue.
@@ -41,8 +51,12 @@ public struct SpoolDaemon: Sendable {
         } else {
             try InotifyIntake(folders: engine.dropFolders)
         }
+        // Shut down in reverse order: the notifier and the status file last, after the workers
+        // have published what they finished.
         var configuration = ServiceGroupConfiguration(
             services: [
+                .init(service: notifier, serviceName: "notifier"),
+                .init(service: DaemonStatusService(engine: engine, interval: .seconds(2)), serviceName: "status"),
                 .init(service: WorkerPoolService(engine: engine), serviceName: "workers"),
                 .init(service: MaintenanceService(engine: engine, interval: .seconds(5)), serviceName: "maintenance"),
                 .init(service: IntakeService(engine: engine, source: source), serviceName: "intake"),
@@ -56,7 +70,10 @@ public struct SpoolDaemon: Sendable {
             "spool.root": "\(engine.layout.root)",
             "spool.endpoints": "\(engine.config.endpoints.map(\.name).joined(separator: ","))",
         ])
-        defer { logger.info("spool stopped") }
+        defer {
+            DaemonStatus.remove(for: engine)
+            logger.info("spool stopped")
+        }
         do {
             try await group.run()
         } catch {
@@ -73,8 +90,14 @@ public struct SpoolDaemon: Sendable {
     /// the requests it admitted to finish (another process may be running some), and returns
     /// those and the ones it ran: the caller's exit status is 0 when all succeeded.
     public func drain() async throws -> [InferenceRequest] {
+        let notifying = Task { [notifier] in try? await notifier.run() }
+        defer {
+            notifying.cancel()
+            DaemonStatus.remove(for: engine)
+        }
         await engine.recover(settleSeconds: 0)
         try await engine.startExecutors()
+        DaemonStatus.write(for: engine)
         for (endpoint, directory) in engine.dropFolders {
             for candidate in DirectoryScanner.scan(endpoint: endpoint, directory: directory) {
                 await engine.admit(candidate)
@@ -112,6 +135,12 @@ public struct SpoolDaemon: Sendable {
         await engine.shutdownExecutors()
         await engine.publisher.flush()
         await engine.recover(settleSeconds: 0)
+        // Deliver pending hooks and webhooks (bounded by the notifier's flush timeout).
+        if !(await notifier.finish()) {
+            logger.error("notifications still pending at exit", metadata: ["spool.count": "\(notifier.pendingCount)"])
+        }
+        notifying.cancel()
+        await notifying.value
         return results
     }
 }

@@ -147,7 +147,15 @@ public struct BuiltinExecutor: ModelExecutor {
 
 /// Builds the executor an endpoint's configuration names.
 public enum ExecutorFactory {
-    public static func make(for endpoint: EndpointConfig) throws -> any ModelExecutor {
+    /// The endpoint's executor; with `split = "line"`, wrapped in a `LineSplitExecutor` whose
+    /// batch files go to `temporaryDirectory` (nil: the folder of each invocation's output).
+    public static func make(for endpoint: EndpointConfig, temporaryDirectory: String? = nil) throws -> any ModelExecutor {
+        let executor = try makeUnsplit(for: endpoint)
+        guard endpoint.split == .line else { return executor }
+        return LineSplitExecutor(wrapping: executor, endpoint: endpoint, temporaryDirectory: temporaryDirectory)
+    }
+
+    private static func makeUnsplit(for endpoint: EndpointConfig) throws -> any ModelExecutor {
         switch endpoint.model {
         case .builtin(let name):
             guard let executor = BuiltinExecutor(name: name) else {
@@ -159,8 +167,13 @@ public enum ExecutorFactory {
                 throw ExecutorError.unsupported("endpoint \(endpoint.name): the model command is empty")
             }
             return CommandExecutor(argv: argv)
-        case .container, .url:
-            throw ExecutorError.unsupported("endpoint \(endpoint.name): this model kind is not available yet (only builtin and command models run in this version)")
+        case .container(let serve, let port):
+            guard let program = serve.first, !program.isEmpty else {
+                throw ExecutorError.unsupported("endpoint \(endpoint.name): the container's serve command is empty")
+            }
+            return ContainerExecutor(serve: serve, port: port, endpoint: endpoint)
+        case .url(let url):
+            return UrlExecutor(url: url, connections: endpoint.concurrency)
         }
     }
 }

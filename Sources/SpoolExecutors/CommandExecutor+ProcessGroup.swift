@@ -75,9 +75,15 @@ enum ProcessGroup {
     /// cancellation and must still wait out its grace period.
     static func pause(_ duration: Duration) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().asyncAfter(deadline: .now() + dispatchInterval(duration)) { continuation.resume() }
+            timers.asyncAfter(deadline: .now() + dispatchInterval(duration)) { continuation.resume() }
         }
     }
+
+    /// Where pauses end and SIGKILL timers fire: a serial queue, which libdispatch serves from its
+    /// overcommit pool. `DispatchQueue.global()` would not do: on Linux it has one thread per
+    /// core, and long blocking jobs (`BlockingIO`, a busy daemon) can hold all of them. Its work
+    /// items only resume a continuation or send a signal.
+    static let timers = DispatchQueue(label: "spool.executors.command-timers")
 
     static func dispatchInterval(_ duration: Duration) -> DispatchTimeInterval {
         let parts = duration.components
@@ -169,7 +175,7 @@ enum ProcessGroup {
 
         private func terminate(_ pgid: pid_t) {
             ProcessGroup.signal(pgid, SIGTERM)
-            DispatchQueue.global().asyncAfter(deadline: .now() + ProcessGroup.dispatchInterval(gracePeriod)) { [self] in
+            ProcessGroup.timers.asyncAfter(deadline: .now() + ProcessGroup.dispatchInterval(gracePeriod)) { [self] in
                 state.withLock { state in
                     if !state.finished { ProcessGroup.signal(pgid, SIGKILL) }
                 }

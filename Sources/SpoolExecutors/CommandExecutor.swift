@@ -23,7 +23,7 @@ import Glibc
 ///   `SPOOL_INPUT_PATH` and `SPOOL_PAYLOAD_BYTES`; the working directory is the daemon's.
 /// - Exit 0 succeeds. Another status, or death by a signal, is a retryable `ModelError` with
 ///   the status or signal and the stderr tail; a program that cannot be started is a
-///   `ModelError` that is not retryable.
+///   `ModelError` that is not retryable (unless the system was out of processes or memory).
 /// - The model leads a process group of its own. When the task is cancelled (timeout, cancel,
 ///   shutdown) the group gets SIGTERM, and SIGKILL after `gracePeriod`; the result is then
 ///   `Cancelled`. Whatever is left of the group when the model exits by itself is killed too:
@@ -49,12 +49,13 @@ public struct CommandExecutor: ModelExecutor {
             return .failed(Failure(.modelError, "The model command could not be started: the command is empty."))
         }
         if Task.isCancelled { return .failed(Self.stopped) }
-        // Subprocess closes these after spawning (or on failure to spawn).
-        let stdin = dup(invocation.input)
+        // Close-on-exec copies, so no other child started meanwhile inherits them; Subprocess
+        // installs them as the model's 0 and 1 and closes them after spawning (or failing to).
+        let stdin = fcntl(invocation.input, F_DUPFD_CLOEXEC, 3)
         guard stdin >= 0 else {
             return .failed(Failure(.inputUnreadable, "The payload could not be handed to the model: \(String(cString: strerror(errno)))."))
         }
-        let stdout = dup(invocation.output)
+        let stdout = fcntl(invocation.output, F_DUPFD_CLOEXEC, 3)
         guard stdout >= 0 else {
             let message = String(cString: strerror(errno))
             close(stdin)
@@ -89,7 +90,7 @@ public struct CommandExecutor: ModelExecutor {
                     await supervise(execution, invocation: invocation, teardown: teardown)
                 }
             } onCancel: {
-                _ = teardown
+                teardown.cancel()
             }
         } catch let error as SubprocessError {
             switch error.code {

@@ -12,6 +12,9 @@ extension SQLiteLedger {
         migrator.registerMigration("v1") { db in
             try db.execute(sql: v1)
         }
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: v2)
+        }
         return migrator
     }
 
@@ -70,5 +73,16 @@ extension SQLiteLedger {
         CREATE INDEX requests_finished_at ON requests (finished_at);
         CREATE INDEX requests_unnotified ON requests (finished_at, seq)
             WHERE notified = 0 AND finished_at IS NOT NULL;
+        """
+
+    /// Named per-endpoint counters that outlive the requests they count (`NotificationFailures`:
+    /// a failed delivery leaves no trace in `requests`), shared by every process of the root.
+    private static let v2 = """
+        CREATE TABLE counters (
+            endpoint TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (endpoint, name)
+        ) WITHOUT ROWID;
         """
 }

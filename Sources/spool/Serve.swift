@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SpoolDaemon
+import SpoolHTTP
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,10 +16,21 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds in-flight requests may run after SIGTERM before going back to the queue.", valueName: "seconds"))
     var grace: Int = 10
 
+    @Option(help: ArgumentHelp("Also serve the SageMaker-compatible HTTP API on HOST:PORT (a bare PORT means 127.0.0.1:PORT).", valueName: "host:port"))
+    var listen: String?
+
+    @Flag(help: "Allow --listen on a non-loopback address (needs [http] auth_token in spool.toml).")
+    var allowRemote = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
 
     func validate() throws {
+        if let listen {
+            do { _ = try ListenAddress.parse(listen) } catch { throw ValidationError("--listen \(error.description)") }
+        } else if allowRemote {
+            throw ValidationError("--allow-remote needs --listen")
+        }
         if let poll, !(poll > 0 && poll <= 3600) { throw ValidationError("--poll must be between 0 and 3600 seconds") }
         if grace < 0 { throw ValidationError("--grace must not be negative") }
     }
@@ -26,6 +38,14 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let logger = LogSetup.bootstrap(level: logLevel)
         let config = try options.loadConfig()
+        var address: ListenAddress?
+        if let listen {
+            let parsed = try ListenAddress.parse(listen)
+            do { try parsed.checkPolicy(allowRemote: allowRemote, authToken: config.http.authToken) } catch {
+                throw CLIError.usage(error.description)
+            }
+            address = parsed
+        }
         let daemon: SpoolDaemon
         do {
             daemon = try SpoolDaemon(layout: options.layout, config: config, logger: logger)
@@ -34,7 +54,8 @@ struct Serve: AsyncParsableCommand {
         }
         var serveOptions = SpoolDaemon.Options(pollSeconds: poll)
         serveOptions.gracePeriod = .seconds(grace)
-        try await daemon.serve(options: serveOptions)
+        let services = address.map { [SpoolHTTPServer(engine: daemon.engine, address: $0, logger: logger).serviceConfiguration] } ?? []
+        try await daemon.serve(options: serveOptions, services: services)
     }
 }
 

@@ -3,6 +3,10 @@ import Foundation
 import SpoolCore
 import SpoolDaemon
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 struct Wait: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Block until requests finish (0 all succeeded, 1 any did not, 124 on timeout)."
@@ -27,15 +31,20 @@ struct Wait: AsyncParsableCommand {
         let publisher = options.publisher(ledger: ledger, config: config)
         let deadline = timeout.map { ContinuousClock.now + .milliseconds(Int($0 * 1000)) }
         var finished: [String: InferenceRequest] = [:]
+        var progress = WaitProgress(ids: ids)
+        defer { progress.end() }
         while true {
             for id in ids where finished[id] == nil {
                 guard let request = try await ledger.request(id: id) else {
                     throw CLIError.usage("unknown inference id \(id)")
                 }
+                progress.saw(request)
                 if request.state.isTerminal { finished[id] = request }
             }
+            progress.draw(finished: finished.count, of: Set(ids).count)
             if finished.count == Set(ids).count { break }
             if let deadline, ContinuousClock.now >= deadline {
+                progress.end()
                 for id in ids where finished[id] == nil {
                     if let r = try await ledger.request(id: id) { report(r, publisher: publisher) }
                 }
@@ -43,6 +52,7 @@ struct Wait: AsyncParsableCommand {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
+        progress.end()
         for id in ids { report(finished[id]!, publisher: publisher) }
         if finished.values.contains(where: { $0.state != .succeeded }) { throw ExitCode(1) }
     }
@@ -55,6 +65,76 @@ struct Wait: AsyncParsableCommand {
             let location = r.state == .succeeded ? view.OutputLocation : (r.state.isTerminal ? view.FailureLocation : "-")
             Output.line("\(r.id)  \(r.state.rawValue)  \(location)")
         }
+    }
+}
+
+/// What `spool wait` shows on standard error while it waits (standard output keeps only the
+/// final report). On a terminal: one redrawn line, ~5 times a second, with a progress bar from
+/// the bytes the model has consumed when one request is waited on, or a count of finished
+/// requests for several. Otherwise: one plain line per state change of each request until it
+/// finishes (`ID  queued`, `ID  running`); how it finished is the report's.
+struct WaitProgress {
+    let ids: [String]
+    let terminal = isatty(STDERR_FILENO) == 1
+    private var states: [String: RequestState] = [:]
+    private var latest: InferenceRequest?
+    private var lastDraw: ContinuousClock.Instant?
+    private var drawn = false
+
+    init(ids: [String]) {
+        self.ids = ids
+    }
+
+    /// Notes a request's current state; off a terminal, prints a line when it changed.
+    mutating func saw(_ request: InferenceRequest) {
+        if request.id == ids.first { latest = request }
+        guard states[request.id] != request.state else { return }
+        states[request.id] = request.state
+        // Finished states are the report's, on standard output.
+        if !terminal && !request.state.isTerminal { Self.write("\(request.id)  \(request.state.rawValue)\n") }
+    }
+
+    /// Redraws the line on a terminal, at most every 200 ms.
+    mutating func draw(finished: Int, of total: Int) {
+        guard terminal else { return }
+        let now = ContinuousClock.now
+        if let lastDraw, now - lastDraw < .milliseconds(200), finished < total { return }
+        lastDraw = now
+        var line: String
+        if total == 1, let r = latest {
+            let done = r.state == .succeeded ? r.payloadBytes : r.bytesProcessed
+            let shown = r.payloadBytes > 0 ? min(1, Double(done) / Double(r.payloadBytes)) : (r.state == .succeeded ? 1 : 0)
+            let width = 30
+            let filled = Int((shown * Double(width)).rounded(.down))
+            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+            line = "\(r.id)  \(r.state.rawValue)  [\(bar)] \(Int(shown * 100))%  \(Self.bytes(done)) of \(Self.bytes(r.payloadBytes))"
+        } else {
+            let running = states.values.filter { $0 == .running }.count
+            line = "\(finished) of \(total) finished, \(running) running"
+        }
+        if line.count > 120 { line = String(line.prefix(120)) }
+        Self.write("\r\u{1B}[2K" + line)
+        drawn = true
+    }
+
+    /// Clears the line (before the report on standard output).
+    mutating func end() {
+        if drawn { Self.write("\r\u{1B}[2K") }
+        drawn = false
+    }
+
+    static func write(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    static func bytes(_ n: Int64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB"]
+        var value = Double(n), unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(n) B" : String(format: "%.1f", value) + " " + units[unit]
     }
 }
 

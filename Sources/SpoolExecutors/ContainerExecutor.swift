@@ -1,0 +1,161 @@
+import AsyncHTTPClient
+import Foundation
+import SpoolCore
+import Synchronization
+
+/// The timings of a container executor; tests shorten them.
+public struct ContainerTimings: Sendable {
+    /// How long a new server has to answer `GET /ping` with 200. Default 60 s.
+    public var startupTimeout: Duration = .seconds(60)
+    /// How often a starting server is pinged. Default 100 ms.
+    public var pingInterval: Duration = .milliseconds(100)
+    /// How often the scaler looks at the backlog and idle instances. Default 1 s.
+    public var scaleInterval: Duration = .seconds(1)
+    /// Between SIGTERM and SIGKILL when a server is stopped. Default 30 s.
+    public var terminationGrace: Duration = .seconds(30)
+    /// How long a server that exited mid-request is given to be seen exited. Default 500 ms.
+    public var exitNoticeWait: Duration = .milliseconds(500)
+
+    public init() {}
+}
+
+/// A model served by SageMaker-style containers Spool starts and manages (SPEC 4.3).
+///
+/// Each instance is the `serve` argv run with `SAGEMAKER_BIND_TO_PORT = port + index`; it is
+/// used once `GET /ping` answers 200, and each invocation is a `POST /invocations` (see
+/// `ModelServerClient`). Instances scale between `instances.min` and `instances.max` (see
+/// `InstancePool`); with `min = 0` none runs until the first request (a cold start).
+///
+/// A server that exits while serving a request fails it with a retryable `ModelError` ("the
+/// model server exited"), with its exit status and stderr tail, so the ledger retries it if
+/// `max_attempts` allows; the next request starts a new instance. `shutdown()` stops every server
+/// (SIGTERM to its process group, SIGKILL after `terminationGrace`). An executor released without
+/// `shutdown()` kills its servers at once.
+public final class ContainerExecutor: ModelExecutor {
+    public let serve: [String]
+    public let port: Int
+    let pool: InstancePool
+    private let http: HTTPClient
+    private let client: ModelServerClient
+    private let timings: ContainerTimings
+    private let scaler = Mutex<Task<Void, Never>?>(nil)
+    private let isShutDown = Atomic<Bool>(false)
+
+    /// - Parameters:
+    ///   - endpoint: supplies `instances` and `maxConcurrentInvocationsPerInstance`.
+    public init(serve: [String], port: Int, endpoint: EndpointConfig, timings: ContainerTimings = ContainerTimings()) {
+        self.serve = serve
+        self.port = port
+        self.timings = timings
+        http = ModelServerClient.makeHTTPClient(connectionsPerServer: endpoint.maxConcurrentInvocationsPerInstance)
+        client = ModelServerClient(http: http)
+        pool = InstancePool(
+            argv: serve, basePort: port, slots: endpoint.maxConcurrentInvocationsPerInstance,
+            limits: endpoint.instances, timings: timings, client: client
+        )
+    }
+
+    deinit {
+        pool.killAllNow()
+        scaler.withLock { $0?.cancel() }
+        if !isShutDown.load(ordering: .relaxed) { http.shutdown { _ in } }
+    }
+
+    public var instancesRunning: Int { pool.running }
+
+    /// Starts the scaler, which also brings up `instances.min` servers (without waiting for them).
+    public func start(context: ExecutorContext) async throws {
+        let pool = self.pool
+        let interval = timings.scaleInterval
+        await pool.tick(backlog: 0)
+        scaler.withLock { task in
+            task?.cancel()
+            task = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    if Task.isCancelled { break }
+                    await pool.tick(backlog: await context.backlog())
+                }
+            }
+        }
+    }
+
+    public func shutdown() async {
+        guard !isShutDown.exchange(true, ordering: .relaxed) else { return }
+        scaler.withLock { $0?.cancel() }
+        await pool.shutdown()
+        try? await http.shutdown()
+    }
+
+    public func invoke(_ invocation: Invocation) async -> AttemptResult {
+        let instance: ModelServerInstance
+        do {
+            instance = try await pool.acquire()
+        } catch let failure as Failure {
+            return .failed(Task.isCancelled ? CommandExecutor.stopped : failure)
+        } catch {
+            return .failed(CommandExecutor.stopped)
+        }
+        let outcome = await client.invoke(invocation, base: instance.base)
+        await pool.release(instance)
+        guard outcome.connectionFailed, !Task.isCancelled else { return outcome.result }
+        // A cut connection usually means the server died: say so, with its status and stderr.
+        let deadline = ContinuousClock.now + timings.exitNoticeWait
+        while !instance.hasExited && ContinuousClock.now < deadline {
+            await ProcessGroup.pause(.milliseconds(10))
+        }
+        guard instance.hasExited else { return outcome.result }
+        await instance.awaitReaped(within: timings.exitNoticeWait)
+        let evidence = instance.exitEvidence
+        let how = evidence.signal.map { "was killed by signal \($0)" } ?? "exited with status \(evidence.exitStatus.map(String.init) ?? "unknown")"
+        return .failed(Failure(
+            .modelError, "The model server \(how) while serving the request.", evidence: evidence, retryable: true
+        ))
+    }
+}
+
+/// A model served by a SageMaker-style server someone else runs at `url` (no lifecycle).
+///
+/// The server is pinged (`GET /ping` → 200) before use; a healthy answer is trusted for
+/// `healthyFor`, and forgotten when a request cannot reach the server. An unreachable or
+/// unhealthy server fails the request with a retryable `ModelError`.
+public final class UrlExecutor: ModelExecutor {
+    public let url: String
+    private let http: HTTPClient
+    private let client: ModelServerClient
+    private let healthyUntil = Mutex<ContinuousClock.Instant?>(nil)
+    private let healthyFor: Duration
+    private let isShutDown = Atomic<Bool>(false)
+
+    public init(url: String, connections: Int = 8, healthyFor: Duration = .seconds(5)) {
+        var base = url
+        while base.hasSuffix("/") { base.removeLast() }
+        self.url = base
+        self.healthyFor = healthyFor
+        http = ModelServerClient.makeHTTPClient(connectionsPerServer: connections)
+        client = ModelServerClient(http: http)
+    }
+
+    deinit {
+        if !isShutDown.load(ordering: .relaxed) { http.shutdown { _ in } }
+    }
+
+    public func shutdown() async {
+        guard !isShutDown.exchange(true, ordering: .relaxed) else { return }
+        try? await http.shutdown()
+    }
+
+    public func invoke(_ invocation: Invocation) async -> AttemptResult {
+        let trusted = healthyUntil.withLock { $0.map { ContinuousClock.now < $0 } ?? false }
+        if !trusted {
+            guard await client.ping(url, timeout: .seconds(5)) else {
+                if Task.isCancelled { return .failed(CommandExecutor.stopped) }
+                return .failed(Failure(.modelError, "The model server at \(url) did not answer GET /ping with 200.", retryable: true))
+            }
+            healthyUntil.withLock { $0 = .now + healthyFor }
+        }
+        let outcome = await client.invoke(invocation, base: url)
+        if outcome.connectionFailed { healthyUntil.withLock { $0 = nil } }
+        return outcome.result
+    }
+}

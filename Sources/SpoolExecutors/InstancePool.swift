@@ -1,0 +1,216 @@
+import Foundation
+import SpoolCore
+import Synchronization
+
+/// The model server instances of one container endpoint, between `min` and `max`.
+///
+/// - Dispatch: an invocation takes a free slot (of `slots` per instance) on a ready instance; when
+///   none is free and fewer than `max` instances run, one is started (a cold start, also from
+///   zero) and the invocation waits for it; otherwise it waits for a slot. Waiters are served
+///   first come, first served.
+/// - Scaling (`tick`, every `scaleInterval` once started): instances up to `min`; one more when the
+///   queue's backlog exceeds the free slots; an instance idle for `idleSeconds` is stopped while
+///   more than `min` run.
+/// - An instance whose process exits is removed at once and replaced on demand; a start that
+///   fails fails the waiters only when no other instance is ready or starting.
+actor InstancePool {
+    enum Phase { case starting, ready, stopping }
+
+    struct Entry {
+        var instance: ModelServerInstance
+        var phase: Phase
+        var inFlight = 0
+        var idleSince = ContinuousClock.now
+    }
+
+    let argv: [String]
+    let basePort: Int
+    let slots: Int
+    let limits: InstanceConfig
+    let timings: ContainerTimings
+    let client: ModelServerClient
+    private var entries: [Entry] = []
+    private var waiters: [(id: UInt64, continuation: CheckedContinuation<ModelServerInstance, any Error>)] = []
+    private var nextWaiter: UInt64 = 0
+    private var closed = false
+    /// Every instance started and not yet gone, readable without the actor (`running`,
+    /// `killAllNow`).
+    private nonisolated let live = Mutex<[ModelServerInstance]>([])
+
+    init(argv: [String], basePort: Int, slots: Int, limits: InstanceConfig, timings: ContainerTimings, client: ModelServerClient) {
+        self.argv = argv
+        self.basePort = basePort
+        self.slots = max(1, slots)
+        self.limits = limits
+        self.timings = timings
+        self.client = client
+    }
+
+    /// A ready instance with a slot reserved for the caller, who must `release` it.
+    func acquire() async throws -> ModelServerInstance {
+        if closed { throw Failure(.modelError, "The model servers are shutting down.", retryable: true) }
+        if let index = freeReady() {
+            entries[index].inFlight += 1
+            return entries[index].instance
+        }
+        let id = nextWaiter
+        nextWaiter += 1
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                if Task.isCancelled {
+                    continuation.resume(throwing: CancellationError())
+                    return
+                }
+                waiters.append((id, continuation))
+                startForWaiters()
+            }
+        } onCancel: {
+            Task { await self.cancelWaiter(id) }
+        }
+    }
+
+    /// Gives back a slot taken by `acquire`.
+    func release(_ instance: ModelServerInstance) {
+        guard let index = entries.firstIndex(where: { $0.instance === instance }) else { return }
+        entries[index].inFlight -= 1
+        if entries[index].inFlight == 0 { entries[index].idleSince = .now }
+        dispatch()
+    }
+
+    /// The PIDs of the server processes alive now.
+    func processIDs() -> [pid_t] {
+        entries.compactMap { $0.instance.pid }
+    }
+
+    /// One round of scaling; `backlog` is the endpoint's queued requests.
+    func tick(backlog: Int) {
+        guard !closed else { return }
+        var live = entries.count { $0.phase != .stopping }
+        while live < limits.min {
+            start()
+            live += 1
+        }
+        let capacity = entries.count { $0.phase != .stopping } * slots
+        let busy = entries.reduce(0) { $0 + $1.inFlight } + waiters.count
+        if backlog > 0, busy + backlog > capacity, live < limits.max { start() }
+        let now = ContinuousClock.now
+        for index in entries.indices where live > limits.min {
+            let entry = entries[index]
+            guard entry.phase == .ready, entry.inFlight == 0, now - entry.idleSince >= .seconds(limits.idleSeconds) else { continue }
+            entries[index].phase = .stopping
+            live -= 1
+            Task { [grace = timings.terminationGrace] in await entry.instance.stop(grace: grace) }
+        }
+    }
+
+    /// Stops taking work, fails the waiters, and stops every instance (SIGTERM, SIGKILL after the
+    /// grace period); returns once all are gone.
+    func shutdown() async {
+        closed = true
+        let pending = waiters
+        waiters.removeAll()
+        for waiter in pending {
+            waiter.continuation.resume(throwing: Failure(.modelError, "The model servers are shutting down.", retryable: true))
+        }
+        for index in entries.indices { entries[index].phase = .stopping }
+        let instances = entries.map(\.instance)
+        let grace = timings.terminationGrace
+        await withTaskGroup(of: Void.self) { group in
+            for instance in instances { group.addTask { await instance.stop(grace: grace) } }
+        }
+    }
+
+    /// Server processes alive now (spawned, not yet reaped).
+    nonisolated var running: Int {
+        live.withLock { $0.count { $0.pid != nil } }
+    }
+
+    /// SIGKILL to every live server's group, without waiting (an executor dropped without shutdown).
+    nonisolated func killAllNow() {
+        for instance in live.withLock({ $0 }) { instance.terminate(SIGKILL) }
+    }
+
+    /// A ready instance with a free slot; instances seen to have exited are dropped on the way
+    /// (their exit may not have been reported yet).
+    private func freeReady() -> Int? {
+        entries.removeAll { $0.phase == .ready && $0.instance.hasExited }
+        return entries.indices.first { entries[$0].phase == .ready && entries[$0].inFlight < slots }
+    }
+
+    /// Starts instances while waiters outnumber the slots of those already starting.
+    private func startForWaiters() {
+        while !closed,
+            waiters.count > entries.count(where: { $0.phase == .starting }) * slots,
+            entries.count(where: { $0.phase != .stopping }) < limits.max
+        {
+            start()
+        }
+    }
+
+    /// Hands free slots to waiters, oldest first.
+    private func dispatch() {
+        while !waiters.isEmpty, let index = freeReady() {
+            entries[index].inFlight += 1
+            waiters.removeFirst().continuation.resume(returning: entries[index].instance)
+        }
+    }
+
+    private func cancelWaiter(_ id: UInt64) {
+        guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
+        waiters.remove(at: index).continuation.resume(throwing: CancellationError())
+    }
+
+    /// Starts an instance on the lowest free index (port `basePort + index`).
+    private func start() {
+        let used = Set(entries.map(\.instance.index))
+        let index = (0...).first { !used.contains($0) }!
+        let instance = ModelServerInstance(index: index, port: basePort + index, argv: argv)
+        entries.append(Entry(instance: instance, phase: .starting))
+        live.withLock { $0.append(instance) }
+        Task {
+            do {
+                try await instance.launch { [weak self] instance in
+                    guard let self else { return }
+                    Task { await self.exited(instance) }
+                }
+                try await instance.waitUntilReady(client: client, timeout: timings.startupTimeout, interval: timings.pingInterval)
+                ready(instance)
+            } catch {
+                let failure = error as? Failure
+                    ?? Failure(.modelError, "The model server could not be started: \(error).", retryable: true)
+                await startFailed(instance, failure)
+            }
+        }
+    }
+
+    private func ready(_ instance: ModelServerInstance) {
+        guard let index = entries.firstIndex(where: { $0.instance === instance }) else { return }
+        if entries[index].phase == .starting {
+            entries[index].phase = .ready
+            entries[index].idleSince = .now
+        }
+        dispatch()
+    }
+
+    private func startFailed(_ instance: ModelServerInstance, _ failure: Failure) async {
+        entries.removeAll { $0.instance === instance }
+        if !entries.contains(where: { $0.phase != .stopping }) {
+            let pending = waiters
+            waiters.removeAll()
+            for waiter in pending { waiter.continuation.resume(throwing: failure) }
+        } else {
+            startForWaiters()
+        }
+        await instance.stop(grace: .seconds(1))
+        live.withLock { $0.removeAll { $0 === instance } }
+    }
+
+    /// The instance's process exited: it serves no more, and waiters may need a new one.
+    private func exited(_ instance: ModelServerInstance) {
+        live.withLock { $0.removeAll { $0 === instance } }
+        // A server that exits while starting is the start's failure to report (`startFailed`).
+        guard let index = entries.firstIndex(where: { $0.instance === instance }), entries[index].phase != .starting else { return }
+        entries.remove(at: index)
+        startForWaiters()
+    }
+}

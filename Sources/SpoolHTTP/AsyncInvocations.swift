@@ -1,0 +1,161 @@
+import Foundation
+import Hummingbird
+import Logging
+import SpoolCore
+import SpoolDaemon
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Serves `POST /endpoints/{EndpointName}/async-invocations` on a running engine: validates,
+/// opens the payload (InputLocation or body), queues it with `SpoolEngine.submit` and answers
+/// 202 with where the result and the error marker will appear.
+final class AsyncInvocations: Sendable {
+    let engine: SpoolEngine
+    let resolver: InputResolver
+    let state: ServerState
+    let logger: Logger
+    /// InferenceIds being submitted now, so that two requests with one id queue it once.
+    private let submitting = Mutex<Set<String>>([])
+
+    init(engine: SpoolEngine, state: ServerState, logger: Logger) {
+        self.engine = engine
+        self.state = state
+        self.logger = logger
+        resolver = InputResolver(layout: engine.layout, http: engine.config.http, buckets: engine.config.buckets)
+    }
+
+    func handle(_ request: Request, endpointName: String) async throws -> Response {
+        guard !state.isStopping else { throw APIError.unavailable("Spool is stopping; try again once it is running.") }
+        let invocation = try Invocation.parse(endpoint: endpointName, headers: request.headers)
+        guard let endpoint = engine.config.endpoint(named: invocation.endpoint) else {
+            let known = engine.config.endpoints.map(\.name).sorted().joined(separator: ", ")
+            throw APIError.validation("Endpoint \(invocation.endpoint) not found (configured: \(known)).")
+        }
+        let scheme: LocationScheme
+        let fd: Int32
+        let body = try await Self.collectBody(request)
+        if let location = invocation.inputLocation {
+            guard body.readableBytes == 0 else {
+                throw APIError.validation("Give the payload either as InputLocation or as the request body, not both.")
+            }
+            (fd, scheme) = try resolver.open(location)
+        } else {
+            guard body.readableBytes > 0 else {
+                throw APIError.validation("InputLocation is required (or send a payload of up to \(Invocation.maxInlineBytes) bytes as the body).")
+            }
+            fd = try spill(body)
+            scheme = .inline
+        }
+        defer { close(fd) }
+        let id = invocation.metadata.inferenceId
+        if let id { await lock(id) }
+        defer { if let id { unlock(id) } }
+        if let id, let existing = try await existingRequest(id) {
+            return try accepted(existing, endpoint: endpoint, scheme: scheme)
+        }
+        try await checkCapacity()
+        let queued: InferenceRequest?
+        do {
+            queued = try await engine.submit(from: fd, endpoint: endpoint, metadata: invocation.metadata, source: .http)
+        } catch {
+            throw APIError.internalFailure("The payload could not be queued: \(error)")
+        }
+        guard var request = queued else { throw APIError.internalFailure("The request could not be recorded in the ledger.") }
+        if let id, request.id != id, let existing = try await existingRequest(id) {
+            request = existing  // another process recorded this id first
+        }
+        logger.debug("request queued over HTTP", metadata: ["spool.request.id": "\(request.id)", "spool.endpoint": "\(endpoint.name)"])
+        return try accepted(request, endpoint: endpoint, scheme: scheme)
+    }
+
+    private func accepted(_ request: InferenceRequest, endpoint: EndpointConfig, scheme: LocationScheme) throws -> Response {
+        guard request.endpoint == endpoint.name else {
+            throw APIError.validation("InferenceId \(request.id) is already used by a request on endpoint \(request.endpoint).")
+        }
+        let layout = engine.layout
+        return InvocationAccepted.response(
+            id: request.id,
+            output: resolver.location(of: layout.path(request.outputLocation), scheme: scheme),
+            failure: resolver.location(of: layout.path(request.failureLocation), scheme: scheme)
+        )
+    }
+
+    private func existingRequest(_ id: String) async throws -> InferenceRequest? {
+        do {
+            return try await engine.ledger.request(id: id)
+        } catch {
+            throw APIError.internalFailure("The ledger could not be read: \(error)")
+        }
+    }
+
+    /// 503 when `[http] max_queued` requests are already waiting.
+    private func checkCapacity() async throws {
+        let stats: [String: QueueStats]
+        do { stats = try await engine.ledger.queueStats() } catch {
+            throw APIError.internalFailure("The ledger could not be read: \(error)")
+        }
+        let queued = stats.values.reduce(0) { $0 + $1.count(.queued) }
+        if queued >= engine.config.http.maxQueued {
+            throw APIError.unavailable("The queue is full (\(queued) requests waiting, [http] max_queued = \(engine.config.http.maxQueued)); try again later.")
+        }
+    }
+
+    /// The body, refused past `Invocation.maxInlineBytes`.
+    static func collectBody(_ request: Request) async throws -> ByteBuffer {
+        let limit = Invocation.maxInlineBytes
+        let tooLarge = APIError.validation("The request body is larger than \(limit) bytes; put the payload in a file and pass its InputLocation.")
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { throw tooLarge }
+        var buffer = ByteBuffer()
+        for try await chunk in request.body {
+            guard buffer.readableBytes + chunk.readableBytes <= limit else { throw tooLarge }
+            buffer.writeImmutableBuffer(chunk)
+        }
+        return buffer
+    }
+
+    /// Writes an inline body to an unlinked file in `.spool/partial` and returns it rewound.
+    private func spill(_ body: ByteBuffer) throws -> Int32 {
+        let path = engine.layout.path("\(SpoolLayout.partialDirectory)/.http-\(UUID().uuidString)")
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw APIError.internalFailure("Cannot buffer the body in \(path): \(String(cString: strerror(errno))).") }
+        unlink(path)
+        var written = 0
+        let ok = body.readableBytesView.withContiguousStorageIfAvailable { bytes in
+            while written < bytes.count {
+                let n = write(fd, bytes.baseAddress! + written, bytes.count - written)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                written += n
+            }
+            return true
+        } ?? false
+        guard ok, lseek(fd, 0, SEEK_SET) == 0 else {
+            close(fd)
+            throw APIError.internalFailure("Cannot buffer the body: \(String(cString: strerror(errno))).")
+        }
+        return fd
+    }
+
+    private func lock(_ id: String) async {
+        while !submitting.withLock({ $0.insert(id).inserted }) {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    private func unlock(_ id: String) {
+        _ = submitting.withLock { $0.remove(id) }
+    }
+}
+
+/// What every handler needs to know about the server's life.
+final class ServerState: Sendable {
+    private let stopping = Atomic<Bool>(false)
+
+    /// True once graceful shutdown began: new invocations get 503, `/ping` too.
+    var isStopping: Bool { stopping.load(ordering: .acquiring) }
+
+    func markStopping() { stopping.store(true, ordering: .releasing) }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import SpoolCore
+
+/// One `POST /endpoints/{EndpointName}/async-invocations`, read from its headers and checked
+/// with the bounds SageMaker documents for InvokeEndpointAsync.
+struct Invocation: Sendable, Equatable {
+    var endpoint: String
+    var metadata: RequestMetadata
+    /// `X-Amzn-SageMaker-InputLocation`; nil when the payload is the request body.
+    var inputLocation: String?
+    /// `X-Amzn-SageMaker-S3OutputPathExtension`: validated, then ignored (outputs are named
+    /// `<InferenceId>.out` in the endpoint's outputs folder).
+    var outputPathExtension: String?
+    /// `X-Amzn-SageMaker-Filename`: validated, then ignored, likewise.
+    var filename: String?
+
+    /// The largest inline body (no InputLocation), as SageMaker's synchronous InvokeEndpoint
+    /// limits small payloads; larger payloads go through InputLocation.
+    static let maxInlineBytes = 128_000
+
+    /// Reads and validates the headers.
+    /// - Throws: a ValidationError naming the first bad field.
+    static func parse(endpoint: String, headers: HTTPFields) throws(APIError) -> Invocation {
+        guard endpoint.utf8.count <= 63, endpoint.range(of: "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", options: .regularExpression) != nil else {
+            throw .validation("EndpointName \"\(endpoint)\" must be 1 to 63 letters, digits and inner hyphens")
+        }
+        func integer(_ name: HTTPField.Name, _ field: String) throws(APIError) -> Int? {
+            guard let text = headers[name] else { return nil }
+            guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
+                throw .validation("\(field) must be a whole number, got \"\(text)\"")
+            }
+            return value
+        }
+        let metadata = RequestMetadata(
+            contentType: headers[.sageMakerContentType], accept: headers[.sageMakerAccept],
+            customAttributes: headers[.sageMakerCustomAttributes], inferenceId: headers[.sageMakerInferenceId],
+            requestTTLSeconds: try integer(.sageMakerRequestTTLSeconds, "RequestTTLSeconds"),
+            invocationTimeoutSeconds: try integer(.sageMakerInvocationTimeoutSeconds, "InvocationTimeoutSeconds")
+        )
+        if let id = metadata.inferenceId, id.contains("/") {
+            throw .validation("InferenceId must not contain \"/\": Spool names the output file after it")
+        }
+        if let reason = metadata.validationError() { throw .validation(reason) }
+        let input = headers[.sageMakerInputLocation]
+        if let input, input.isEmpty || input.utf8.count > 1024 {
+            throw .validation("InputLocation must be 1 to 1024 characters long")
+        }
+        let fileExtension = headers[.sageMakerS3OutputPathExtension]
+        if let fileExtension,
+           fileExtension.utf8.count > 512 || fileExtension.hasPrefix("s3:") || fileExtension.hasPrefix("https:")
+            || fileExtension.range(of: "^[a-zA-Z0-9!_.*'()/-]+$", options: .regularExpression) == nil {
+            throw .validation("S3OutputPathExtension must be 1 to 512 characters of letters, digits and !_.*'()/-")
+        }
+        let filename = headers[.sageMakerFilename]
+        if let filename,
+           filename.utf8.count > 32 || filename.filter({ $0 == "." }).count > 1
+            || filename.range(of: "^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", options: .regularExpression) == nil {
+            throw .validation("Filename must be 1 to 32 letters, digits, -, _ and at most one dot, starting with a letter or digit")
+        }
+        return Invocation(
+            endpoint: endpoint, metadata: metadata, inputLocation: input,
+            outputPathExtension: fileExtension, filename: filename
+        )
+    }
+}
+
+/// The 202 answer: both locations as headers, the id as the JSON body.
+struct InvocationAccepted: Encodable {
+    var InferenceId: String
+
+    static func response(id: String, output: String, failure: String) -> Response {
+        APIResponse.json(
+            InvocationAccepted(InferenceId: id), status: .accepted,
+            headers: [.sageMakerOutputLocation: output, .sageMakerFailureLocation: failure]
+        )
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import SpoolCore
+import SpoolDaemon
+
+/// The SageMaker-compatible HTTP API of a running Spool (`spool serve --listen`), built on
+/// Hummingbird:
+///
+/// - `POST /endpoints/{EndpointName}/async-invocations` — InvokeEndpointAsync (202).
+/// - `GET /ping` — 200 while the daemon runs and its ledger answers, else 503.
+/// - `GET /metrics` — Prometheus text.
+/// - `GET /requests/{InferenceId}` — the request as `spool status --json` shows it; 404 if unknown.
+///
+/// Errors are SageMaker's JSON errors (`{"__type":"ValidationError","message":…}`).
+public struct SpoolHTTPServer: Sendable {
+    public let engine: SpoolEngine
+    public let address: ListenAddress
+    let logger: Logger
+    let onListening: @Sendable (ListenAddress) async -> Void
+
+    /// - Parameter onListening: called once the socket is bound, with the actual address
+    ///   (the kernel's choice when the port was 0).
+    public init(
+        engine: SpoolEngine, address: ListenAddress, logger: Logger,
+        onListening: @escaping @Sendable (ListenAddress) async -> Void = { _ in }
+    ) {
+        self.engine = engine
+        self.address = address
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    /// The service to pass to `SpoolDaemon.serve(options:services:)`. It stops with the daemon:
+    /// on graceful shutdown it answers 503 to new invocations, finishes the requests in
+    /// flight and closes the socket before the workers stop.
+    public var serviceConfiguration: ServiceGroupConfiguration.ServiceConfiguration {
+        .init(service: HTTPService(server: self), serviceName: "http")
+    }
+
+    func makeApplication(state: ServerState) -> some ApplicationProtocol {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: AuthorizationMiddleware(token: engine.config.http.authToken))
+        let invocations = AsyncInvocations(engine: engine, state: state, logger: logger)
+        let engine = self.engine
+        router.post("/endpoints/:name/async-invocations") { request, context in
+            try await invocations.handle(request, endpointName: try context.parameters.require("name"))
+        }
+        router.get("/ping") { _, _ -> Response in
+            guard !state.isStopping else { throw APIError.unavailable("Spool is stopping.") }
+            do { _ = try await engine.ledger.queueStats() } catch {
+                throw APIError.unavailable("The ledger does not answer: \(error)")
+            }
+            return APIResponse.json(["Status": "Healthy"])
+        }
+        router.get("/metrics") { _, _ -> Response in
+            // The metrics of SPEC 7, computed from the ledger, as `spool stats --prometheus` shows them.
+            let text: String
+            do { text = try await MetricsCollector(engine: engine).prometheusText() } catch {
+                throw APIError.internalFailure("The ledger could not be read: \(error)")
+            }
+            return APIResponse.text(text, contentType: MetricsText.contentType)
+        }
+        router.get("/requests/:id") { _, context -> Response in
+            let id = try context.parameters.require("id")
+            let request: InferenceRequest?
+            do { request = try await engine.ledger.request(id: id) } catch {
+                throw APIError.internalFailure("The ledger could not be read: \(error)")
+            }
+            guard let request else { throw APIError.notFound("No request has InferenceId \(id).") }
+            return APIResponse.json(RequestView(request, publisher: engine.publisher))
+        }
+        let onListening = self.onListening
+        let logger = self.logger
+        let requested = address
+        return Application(
+            router: router,
+            configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "spool"),
+            onServerRunning: { channel in
+                let bound = ListenAddress(host: requested.host, port: channel.localAddress?.port ?? requested.port)
+                logger.info("HTTP API listening", metadata: ["spool.http.address": "http://\(bound)"])
+                await onListening(bound)
+            },
+            logger: logger
+        )
+    }
+}
+
+/// Runs the Hummingbird application until graceful shutdown, marking the server as stopping
+/// first so new invocations get 503 while the ones in flight finish.
+struct HTTPService: Service {
+    let server: SpoolHTTPServer
+
+    func run() async throws {
+        let state = ServerState()
+        let application = server.makeApplication(state: state)
+        try await withGracefulShutdownHandler {
+            try await application.run()
+        } onGracefulShutdown: {
+            state.markStopping()
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import SpoolCore
+import Testing
+@testable import SpoolExecutors
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Container instances seen through the process table: cold start from zero, scale-out,
+/// idle scale-in, `min` instances, and shutdown (SIGTERM, then SIGKILL after the grace period).
+@Suite struct ContainerScalingTests {
+    typealias Support = ContainerTestSupport
+
+    @Test func coldStartFromZero() async throws {
+        let executor = try Support.executor(min: 0)
+        defer { Task { await executor.shutdown() } }
+        try await executor.start(context: Support.context())
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await executor.pool.processIDs().isEmpty)
+        #expect(executor.instancesRunning == 0)
+
+        let fixture = try InvocationFixture(payload: Array("first".utf8))
+        #expect(try await fixture.run(executor).0 == .succeeded)
+        #expect(fixture.output == Array("first".utf8))
+        let pids = await executor.pool.processIDs()
+        #expect(pids.count == 1)
+        #expect(pids.allSatisfy(Support.isAlive))
+        #expect(executor.instancesRunning == 1)
+    }
+
+    @Test func idleInstancesScaleInToZero() async throws {
+        let executor = try Support.executor(min: 0, idleSeconds: 1)
+        defer { Task { await executor.shutdown() } }
+        try await executor.start(context: Support.context())
+        let fixture = try InvocationFixture(payload: Array("x".utf8))
+        #expect(try await fixture.run(executor).0 == .succeeded)
+        let pid = try #require(await executor.pool.processIDs().first)
+        #expect(Support.isAlive(pid))
+        #expect(await Support.eventually(within: .seconds(15)) { !Support.isAlive(pid) })
+        #expect(await Support.eventually { executor.instancesRunning == 0 })
+
+        // The next request cold-starts a new instance.
+        #expect(try await fixture.run(executor).0 == .succeeded)
+        let next = try #require(await executor.pool.processIDs().first)
+        #expect(next != pid)
+    }
+
+    @Test func minInstancesStartWithTheExecutorAndStay() async throws {
+        let executor = try Support.executor(min: 1, max: 2, idleSeconds: 0)
+        defer { Task { await executor.shutdown() } }
+        try await executor.start(context: Support.context())
+        #expect(await Support.eventually { await executor.pool.processIDs().count == 1 })
+        let pid = try #require(await executor.pool.processIDs().first)
+        try await Task.sleep(for: .seconds(1))
+        #expect(Support.isAlive(pid))
+        #expect(await executor.pool.processIDs() == [pid])
+    }
+
+    @Test func concurrentRequestsScaleOutToMaxOnePortEach() async throws {
+        let executor = try Support.executor(max: 2, slots: 1)
+        defer { Task { await executor.shutdown() } }
+        async let a = Self.slowRequest(executor)
+        async let b = Self.slowRequest(executor)
+        #expect(await Support.eventually { await executor.pool.processIDs().count == 2 })
+        let results = try await [a, b]
+        #expect(results == [.succeeded, .succeeded])
+        #expect(Set(await executor.pool.processIDs()).count == 2)
+    }
+
+    @Test func backlogScalesOutAheadOfRequests() async throws {
+        let executor = try Support.executor(min: 0, max: 2)
+        defer { Task { await executor.shutdown() } }
+        try await executor.start(context: Support.context(backlog: 5))
+        #expect(await Support.eventually { await executor.pool.processIDs().count == 2 })
+    }
+
+    @Test func shutdownLeavesNoServerProcess() async throws {
+        let executor = try Support.executor(max: 2, slots: 1)
+        async let a = Self.slowRequest(executor)
+        async let b = Self.slowRequest(executor)
+        _ = try await (a, b)
+        let pids = await executor.pool.processIDs()
+        #expect(pids.count == 2)
+        await executor.shutdown()
+        for pid in pids { #expect(!Support.isAlive(pid)) }
+        #expect(executor.instancesRunning == 0)
+    }
+
+    @Test func aServerIgnoringSIGTERMIsKilledAfterTheGracePeriod() async throws {
+        // `trap '' TERM` is inherited across exec: python3 then ignores SIGTERM.
+        let serve = ["sh", "-c", "trap '' TERM; exec python3 \"$0\" echo", Support.serveScript]
+        let executor = try Support.executor(serve: serve, grace: .milliseconds(800))
+        let fixture = try InvocationFixture(payload: Array("x".utf8))
+        #expect(try await fixture.run(executor).0 == .succeeded)
+        let pid = try #require(await executor.pool.processIDs().first)
+        let started = ContinuousClock.now
+        await executor.shutdown()
+        let took = ContinuousClock.now - started
+        #expect(!Support.isAlive(pid))
+        #expect(took >= .milliseconds(700))
+        #expect(took < .seconds(10))
+    }
+
+    /// One request the example server takes a second over.
+    static func slowRequest(_ executor: ContainerExecutor) async throws -> AttemptResult {
+        let fixture = try InvocationFixture(payload: Array("1".utf8))
+        return try await fixture.run(metadata: executor, customAttributes: "mode=slow,seconds=1").0
+    }
+}

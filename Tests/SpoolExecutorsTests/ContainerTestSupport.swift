@@ -1,0 +1,125 @@
+import Foundation
+import SpoolCore
+import Testing
+@testable import SpoolExecutors
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Helpers for the container and url executor tests: the example server, free ports, fast
+/// timings, and looks at the process table.
+enum ContainerTestSupport {
+    /// `examples/container/serve.py` of this checkout.
+    static let serveScript = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("examples/container/serve.py").path
+
+    /// The serve argv of the example server in `mode`.
+    static func serve(_ mode: String = "echo") -> [String] {
+        ["python3", serveScript, mode]
+    }
+
+    /// One echo server for the conformance suite (one process instead of one per size). It is
+    /// never shut down: `--exit-with-parent` makes it exit with the test process.
+    static let sharedEcho: ContainerExecutor = try! executor(
+        serve: ["python3", serveScript, "echo", "--exit-with-parent"], max: 1, slots: 4
+    )
+
+    /// Timings short enough for tests; the start-up timeout allows for a busy machine.
+    static func fastTimings(grace: Duration = .seconds(2)) -> ContainerTimings {
+        var timings = ContainerTimings()
+        timings.startupTimeout = .seconds(30)
+        timings.pingInterval = .milliseconds(50)
+        timings.scaleInterval = .milliseconds(100)
+        timings.terminationGrace = grace
+        return timings
+    }
+
+    /// A container executor of the example server on free ports.
+    static func executor(
+        mode: String = "echo", serve: [String]? = nil, min: Int = 0, max: Int = 1, idleSeconds: Int = 300,
+        slots: Int = 1, grace: Duration = .seconds(2)
+    ) throws -> ContainerExecutor {
+        var endpoint = EndpointConfig(name: "default")
+        endpoint.instances = InstanceConfig(min: min, max: max, idleSeconds: idleSeconds)
+        endpoint.maxConcurrentInvocationsPerInstance = slots
+        return ContainerExecutor(
+            serve: serve ?? Self.serve(mode), port: try freePorts(max), endpoint: endpoint, timings: fastTimings(grace: grace)
+        )
+    }
+
+    /// The first of `count` consecutive TCP ports free on 127.0.0.1 now.
+    static func freePorts(_ count: Int) throws -> Int {
+        for _ in 0..<50 {
+            let base = Int.random(in: 20_000...59_000)
+            if (base..<(base + count)).allSatisfy(isFree) { return base }
+        }
+        throw POSIXError(.EADDRINUSE)
+    }
+
+    static func isFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    /// Whether `pid` names a process that is not a zombie (from `/proc/<pid>/stat`).
+    static func isAlive(_ pid: pid_t) -> Bool {
+        guard let status = ProcessGroup.status(of: pid) else { return false }
+        return status.state != "Z" && status.state != "X"
+    }
+
+    /// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
+    static func eventually(within timeout: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return await condition()
+    }
+
+    /// A context whose backlog is always `backlog`.
+    static func context(backlog: Int = 0) -> ExecutorContext {
+        ExecutorContext(endpoint: EndpointConfig(name: "default")) { backlog }
+    }
+}
+
+extension InvocationFixture {
+    /// Runs `executor` with the request's metadata set.
+    func run(
+        metadata executor: any ModelExecutor, contentType: String? = nil, accept: String? = nil, customAttributes: String? = nil
+    ) async throws -> (AttemptResult, Int64) {
+        try await run(MetadataExecutor(base: executor, contentType: contentType, accept: accept, customAttributes: customAttributes))
+    }
+}
+
+/// Sets a request's metadata before handing it to another executor.
+struct MetadataExecutor: ModelExecutor {
+    var base: any ModelExecutor
+    var contentType: String?
+    var accept: String?
+    var customAttributes: String?
+
+    func invoke(_ invocation: Invocation) async -> AttemptResult {
+        var invocation = invocation
+        invocation.request.contentType = contentType
+        invocation.request.accept = accept
+        invocation.request.customAttributes = customAttributes
+        return await base.invoke(invocation)
+    }
+}
+
+extension AttemptResult {
+    var failure: Failure? {
+        if case .failed(let failure) = self { failure } else { nil }
+    }
+}
