@@ -128,9 +128,11 @@ final class ModelServerInstance: Sendable {
         let deadline = ContinuousClock.now + timeout
         while true {
             if hasExited {
-                await awaitReaped(within: .seconds(1))
+                // Subprocess reaps on a thread of its own, which a loaded machine can delay for seconds.
+                await awaitReaped(within: .seconds(10))
                 let evidence = exitEvidence
-                let how = evidence.signal.map { "was killed by signal \($0)" } ?? "exited with status \(evidence.exitStatus ?? -1)"
+                let how = evidence.signal.map { "was killed by signal \($0)" }
+                    ?? evidence.exitStatus.map { "exited with status \($0)" } ?? "exited"
                 throw Failure(.modelError, "The model server \(how) before it was ready.", evidence: evidence, retryable: true)
             }
             let left = deadline - .now
