@@ -101,9 +101,11 @@ public final class ResultPublisher: Sendable {
         }
     }
 
-    /// Waits until every published request is marked `notified` (before a process exits).
-    public func flush() async {
-        while unmarked.withLock({ !$0.ids.isEmpty || $0.flushing }) {
+    /// Waits until every published request is marked `notified` (before a process exits), at
+    /// most `limit`: a flag still unset then only makes the next start look in `events.jsonl`.
+    public func flush(limit: Duration = .seconds(60)) async {
+        let deadline = ContinuousClock.now + limit
+        while unmarked.withLock({ !$0.ids.isEmpty || $0.flushing }) && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(5))
         }
     }
