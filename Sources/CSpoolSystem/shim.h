@@ -11,4 +11,15 @@ static inline ssize_t spool_copy_file_range(int fd_in, int fd_out, size_t len) {
     return (ssize_t)syscall(SYS_copy_file_range, fd_in, (void *)0, fd_out, (void *)0, len, 0u);
 }
 
+/// Starts writing the dirty pages of `fd` to disk without waiting (sync_file_range(2) with
+/// SYNC_FILE_RANGE_WRITE over the whole file), so a later fsync has little left to do.
+static inline int spool_start_writeback(int fd) {
+    return (int)syscall(SYS_sync_file_range, fd, (long long)0, (long long)0, 2u);
+}
+
+/// syncfs(2): every dirty page and inode of the filesystem holding `fd` reaches the disk.
+static inline int spool_syncfs(int fd) {
+    return (int)syscall(SYS_syncfs, fd);
+}
+
 #endif

@@ -69,6 +69,7 @@ public struct BuiltinExecutor: ModelExecutor {
             defer { buffer.deallocate() }
             var digest = model == .sha256 ? SHA256Digest() : nil
             var counter = WordCounter()
+            var writeback = Writeback(output)
             var total: Int64 = 0
             while true {
                 if cancelled.isCancelled { return .failed(Failure(.cancelled, "The invocation was stopped.")) }
@@ -81,7 +82,9 @@ public struct BuiltinExecutor: ModelExecutor {
                 switch model {
                 case .sha256: digest!.update(chunk)
                 case .wc: counter.update(chunk)
-                default: try FileIO.writeAll(output, chunk)
+                default:
+                    try FileIO.writeAll(output, chunk)
+                    writeback.wrote(n)
                 }
                 total += Int64(n)
                 progress(total)
@@ -101,23 +104,26 @@ public struct BuiltinExecutor: ModelExecutor {
         }
     }
 
-    /// `echo` by `copy_file_range`, `chunkBytes` at a time; nil when the kernel cannot copy
-    /// between these files and the caller should fall back to read/write (nothing was written).
+    /// `echo` by `copy_file_range`, at least `Writeback.step` at a time (no memory of ours is
+    /// involved); nil when the kernel cannot copy between these files and the caller should fall
+    /// back to read/write (nothing was written).
     private static func copyInKernel(
         input: Int32, output: Int32, chunkBytes: Int, progress: @Sendable (Int64) -> Void, cancelled: CancellationFlag
     ) throws(FileIO.Error) -> AttemptResult? {
         var total: Int64 = 0
+        var writeback = Writeback(output)
         while true {
             if cancelled.isCancelled { return .failed(Failure(.cancelled, "The invocation was stopped.")) }
             let n: Int
             do {
-                n = try FileIO.copyRange(from: input, to: output, count: chunkBytes)
+                n = try FileIO.copyRange(from: input, to: output, count: max(chunkBytes, Writeback.step))
             } catch where total == 0 && [EXDEV, EINVAL, ENOSYS, EOPNOTSUPP, EBADF].contains(error.errno) {
                 return nil
             } catch where error.errno == EIO {
                 return .failed(Failure(.inputUnreadable, "The payload could not be read: \(error.message)."))
             }
             if n == 0 { return .succeeded }
+            writeback.wrote(n)
             total += Int64(n)
             progress(total)
         }

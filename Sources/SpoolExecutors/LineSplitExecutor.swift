@@ -158,6 +158,7 @@ public struct LineSplitExecutor: ModelExecutor {
             guard lseek(batch.output, 0, SEEK_SET) == 0 else { throw FileIO.Error(call: "lseek", errno: errno) }
             var buffer: UnsafeMutableRawBufferPointer?  // only when the kernel cannot copy
             defer { buffer?.deallocate() }
+            var writeback = Writeback(destination)
             while true {
                 if cancelled.isCancelled { return .failed(stopped) }
                 var n = 0
@@ -173,6 +174,7 @@ public struct LineSplitExecutor: ModelExecutor {
                     try FileIO.writeAll(destination, UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
                 }
                 if n == 0 { return .succeeded }
+                writeback.wrote(n)
                 total += n
             }
         } catch {

@@ -88,8 +88,10 @@ struct ModelServerClient: Sendable {
             let response = try await http.execute(post, deadline: deadline)
             let status = Int(response.status.code)
             if (200..<300).contains(status) {
+                var writeback = Writeback(invocation.output)
                 for try await chunk in response.body {
                     try Self.write(chunk, to: invocation.output)
+                    writeback.wrote(chunk.readableBytes)
                 }
                 return Outcome(result: .succeeded)
             }
