@@ -45,7 +45,7 @@ let package = Package(
         .target(
             name: "SpoolDaemon",
             dependencies: [
-                "SpoolCore", "SpoolLedger", "SpoolIntake", "SpoolExecutors",
+                "SpoolCore", "SpoolLedger", "SpoolIntake", "SpoolExecutors", "CSpoolSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -6,22 +6,32 @@ import Foundation
 /// conformance tests. Every method is safe to call from several processes sharing one ledger:
 /// a request is claimed by exactly one caller.
 public protocol Ledger: Sendable {
-    /// Records a new request. A request given an `initialFailure` is recorded as already `failed`
-    /// (bad metadata, payload too large) so that it has a row, a marker and an event like any other.
-    /// - Throws: `LedgerError.duplicateInferenceID` when the id is taken.
-    func admit(_ request: InferenceRequest, initialFailure: Failure?) async throws -> InferenceRequest
+    /// Records new requests, all in one transaction (a burst of drops costs one write). A request
+    /// given an `initialFailure` is recorded as already `failed` (bad metadata, payload too large)
+    /// so that it has a row, a marker and an event like any other. Returns, in the order given,
+    /// each stored request, or `LedgerError.duplicateInferenceID` for one whose id is taken (the
+    /// others are recorded all the same).
+    func admit(_ admissions: [Admission]) async throws -> [Result<InferenceRequest, LedgerError>]
 
     /// Expires queued requests past their TTL, then claims the oldest queued request of one of
     /// `endpoints` for `owner` (state `running`, one more attempt). One statement claims.
-    func claimNext(endpoints: [String], owner: String, now: Date) async throws -> ClaimResult
+    ///
+    /// With `batch`, further queued requests of at most `batch.maxBytes` each are claimed in the
+    /// same statement, up to `batch.more`, in arrival order, when the first one is that small
+    /// too: a worker running small requests back to back then pays one write for several.
+    /// `busy` says the caller found work on its last call, so the implementation may skip any
+    /// cheap check meant for idle pollers.
+    func claimNext(endpoints: [String], owner: String, now: Date, batch: ClaimBatch, busy: Bool) async throws -> ClaimResult
 
     /// Records the bytes consumed so far. Returns false when the request is no longer running
     /// for `owner` (cancelled, or taken away): the caller should stop the attempt.
     func recordProgress(id: String, owner: String, bytes: Int64) async throws -> Bool
 
-    /// Ends the current attempt of a request `owner` is running. A retryable failure with attempts
-    /// left goes back to the queue. Returns nil when the request was no longer running for `owner`.
-    func finish(id: String, owner: String, result: AttemptResult, now: Date) async throws -> InferenceRequest?
+    /// Ends the current attempts of requests `owner` is running, all in one transaction (group
+    /// commit: a busy worker pool finishes many requests per write). A retryable failure with
+    /// attempts left goes back to the queue. Returns, in the order given, each request as it now
+    /// is, or nil when it was no longer running for `owner`.
+    func finish(_ attempts: [FinishedAttempt], owner: String, now: Date) async throws -> [InferenceRequest?]
 
     /// Gives the requests `owner` is running back to the queue without using their attempt
     /// (graceful shutdown, or a rescue of a dead owner). Returns how many.
@@ -74,6 +84,50 @@ public protocol Ledger: Sendable {
     func latencySamples(endpoint: String, limit: Int) async throws -> [LatencySample]
 }
 
+/// A request to record, for `Ledger.admit`.
+public struct Admission: Sendable {
+    public var request: InferenceRequest
+    public var initialFailure: Failure?
+
+    public init(_ request: InferenceRequest, initialFailure: Failure? = nil) {
+        self.request = request
+        self.initialFailure = initialFailure
+    }
+}
+
+/// How one attempt ended, for `Ledger.finish`.
+public struct FinishedAttempt: Sendable {
+    public var id: String
+    public var result: AttemptResult
+
+    public init(id: String, result: AttemptResult) {
+        self.id = id
+        self.result = result
+    }
+}
+
+extension Ledger {
+    /// Claims the oldest queued request of `endpoints` (see the requirement).
+    public func claimNext(endpoints: [String], owner: String, now: Date) async throws -> ClaimResult {
+        try await claimNext(endpoints: endpoints, owner: owner, now: now, batch: .single, busy: false)
+    }
+
+    /// Records one new request.
+    /// - Throws: `LedgerError.duplicateInferenceID` when the id is taken.
+    public func admit(_ request: InferenceRequest, initialFailure: Failure?) async throws -> InferenceRequest {
+        guard let result = try await admit([Admission(request, initialFailure: initialFailure)]).first else {
+            throw LedgerError.conflict("admit returned no result")
+        }
+        return try result.get()
+    }
+
+    /// Ends the current attempt of one request `owner` is running; nil when it was no longer
+    /// running for `owner`.
+    public func finish(id: String, owner: String, result: AttemptResult, now: Date) async throws -> InferenceRequest? {
+        try await finish([FinishedAttempt(id: id, result: result)], owner: owner, now: now).first ?? nil
+    }
+}
+
 /// When one finished request was received, started and finished (for latency percentiles).
 public struct LatencySample: Sendable, Equatable {
     public var receivedAt: Date
@@ -87,15 +141,37 @@ public struct LatencySample: Sendable, Equatable {
     }
 }
 
+/// How many more small requests `claimNext` may claim along with the first.
+public struct ClaimBatch: Sendable, Equatable {
+    /// Further requests to claim, besides the first.
+    public var more: Int
+    /// The largest payload a further request (and the first, for there to be any) may have.
+    public var maxBytes: Int64
+
+    public init(more: Int, maxBytes: Int64) {
+        self.more = Swift.max(0, more)
+        self.maxBytes = maxBytes
+    }
+
+    /// One request at a time.
+    public static let single = ClaimBatch(more: 0, maxBytes: 0)
+}
+
 /// What `claimNext` did.
 public struct ClaimResult: Sendable {
     /// The request now running for the caller, if one was queued.
-    public var claimed: InferenceRequest?
+    public var claimed: InferenceRequest? { batch.first }
+    /// Every request claimed, oldest first (more than one only with a `ClaimBatch`).
+    public var batch: [InferenceRequest]
     /// Requests the call moved from `queued` to `expired`; their markers are the caller's to write.
     public var expired: [InferenceRequest]
 
     public init(claimed: InferenceRequest?, expired: [InferenceRequest]) {
-        self.claimed = claimed
+        self.init(batch: claimed.map { [$0] } ?? [], expired: expired)
+    }
+
+    public init(batch: [InferenceRequest], expired: [InferenceRequest]) {
+        self.batch = batch
         self.expired = expired
     }
 }

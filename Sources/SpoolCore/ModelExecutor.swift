@@ -43,12 +43,18 @@ public protocol ModelExecutor: Sendable {
 
     /// Model instances running now (for metrics; 0 for executors without instances).
     var instancesRunning: Int { get }
+
+    /// How many small requests a worker may claim at once, to run back to back (see
+    /// `Ledger.claimNext`): worth it only for models that finish a small payload in far less time
+    /// than a ledger write takes. Default: one at a time.
+    var claimBatch: ClaimBatch { get }
 }
 
 extension ModelExecutor {
     public func start(context: ExecutorContext) async throws {}
     public func shutdown() async {}
     public var instancesRunning: Int { 0 }
+    public var claimBatch: ClaimBatch { .single }
 }
 
 /// What an executor may ask of the daemon that runs it.

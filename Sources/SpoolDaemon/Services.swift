@@ -9,9 +9,11 @@ struct IntakeService: Service {
     let source: any IntakeSource
 
     func run() async throws {
+        let admissions = BatchQueue<IntakeCandidate>(limit: 256) { [engine] batch in await engine.admit(batch) }
         for await candidate in source.candidates().cancelOnGracefulShutdown() {
-            await engine.admit(candidate)
+            await admissions.submit(candidate)
         }
+        await admissions.idle()
     }
 }
 

@@ -99,8 +99,9 @@ public struct SpoolDaemon: Sendable {
         try await engine.startExecutors()
         DaemonStatus.write(for: engine)
         for (endpoint, directory) in engine.dropFolders {
-            for candidate in DirectoryScanner.scan(endpoint: endpoint, directory: directory) {
-                await engine.admit(candidate)
+            let candidates = DirectoryScanner.scan(endpoint: endpoint, directory: directory)
+            for start in stride(from: 0, to: candidates.count, by: 1024) {
+                await engine.admit(Array(candidates[start..<min(start + 1024, candidates.count)]))
             }
         }
         var finished: [String: InferenceRequest] = [:]

@@ -11,21 +11,36 @@ extension SpoolEngine {
     /// Claims a dropped payload and records it. A payload that cannot run (a link, a FIFO, bad
     /// metadata, too large) is recorded as failed with a marker that says why; it is kept.
     public func admit(_ candidate: IntakeCandidate) async {
-        guard let endpoint = config.endpoint(named: candidate.endpoint) else { return }
+        await admit([candidate])
+    }
+
+    /// Claims dropped payloads and records them all in one ledger transaction.
+    public func admit(_ candidates: [IntakeCandidate]) async {
         publisher.trash.noteActivity()
-        let claimed: ClaimedPayload
-        do {
-            guard let c = try claimer.claim(candidate, incomingDirectory: layout.path(endpoint.incomingDirectory)) else {
-                return  // claimed by another process, or gone
+        var claims: [PendingRecord] = []
+        for candidate in candidates {
+            guard let endpoint = config.endpoint(named: candidate.endpoint) else { continue }
+            do {
+                guard let claimed = try claimer.claim(candidate, incomingDirectory: layout.path(endpoint.incomingDirectory)) else {
+                    continue  // claimed by another process, or gone
+                }
+                claims.append(PendingRecord(claimed: claimed, endpoint: endpoint, source: .drop, metadata: nil))
+            } catch {
+                logger.error("could not claim a dropped file", metadata: [
+                    "spool.endpoint": "\(candidate.endpoint)", "spool.input": "\(candidate.relativePath)", "spool.error": "\(error)",
+                ])
             }
-            claimed = c
-        } catch {
-            logger.error("could not claim a dropped file", metadata: [
-                "spool.endpoint": "\(candidate.endpoint)", "spool.input": "\(candidate.relativePath)", "spool.error": "\(error)",
-            ])
-            return
         }
-        await record(claimed, endpoint: endpoint, source: .drop, metadata: nil)
+        await record(claims)
+    }
+
+    /// A claimed payload on its way into the ledger.
+    struct PendingRecord: Sendable {
+        var claimed: ClaimedPayload
+        var endpoint: EndpointConfig
+        var source: RequestSource
+        /// Given by `invoke` or HTTP; drops read their sidecar instead.
+        var metadata: RequestMetadata?
     }
 
     /// Records a claimed payload in the ledger and wakes a worker.
@@ -34,8 +49,62 @@ extension SpoolEngine {
     public func record(
         _ claimed: ClaimedPayload, endpoint: EndpointConfig, source: RequestSource, metadata given: RequestMetadata?
     ) async -> InferenceRequest? {
+        await record([PendingRecord(claimed: claimed, endpoint: endpoint, source: source, metadata: given)]).first ?? nil
+    }
+
+    /// Records claimed payloads in one ledger transaction (two when an InferenceId is taken: that
+    /// request is then recorded under a fresh id as failed), publishes those that failed at once
+    /// and wakes workers for the rest. Returns the stored requests, nil where the ledger failed
+    /// (the claim stays on disk and recovery records it at the next start).
+    @discardableResult
+    func record(_ pending: [PendingRecord]) async -> [InferenceRequest?] {
+        if pending.isEmpty { return [] }
+        let now = Date()
+        let admissions = pending.map { admission(for: $0, now: now) }
+        var stored: [InferenceRequest?]
+        do {
+            var outcomes = try await ledger.admit(admissions)
+            var retried: [Int] = []
+            var retries: [Admission] = []
+            for (i, outcome) in outcomes.enumerated() {
+                guard case .failure(.duplicateInferenceID(let id)) = outcome else { continue }
+                var retry = admissions[i]
+                retry.request.id = ids.next(now: now)
+                retry.initialFailure = Failure(.invalidRequest, "InferenceId \(id) is already used by another request.")
+                retried.append(i)
+                retries.append(retry)
+            }
+            if !retries.isEmpty {
+                for (i, outcome) in zip(retried, try await ledger.admit(retries)) { outcomes[i] = outcome }
+            }
+            stored = outcomes.map { try? $0.get() }
+        } catch {
+            logger.error("could not record requests", metadata: ["spool.count": "\(pending.count)", "spool.error": "\(error)"])
+            return pending.map { _ in nil }
+        }
+        for (item, request) in zip(pending, stored) {
+            guard let request else {
+                logger.error("could not record a request", metadata: ["spool.input": "\(item.claimed.relativePath)"])
+                continue
+            }
+            noteHandled(request.id)
+            if request.state.isTerminal {
+                await publisher.publish(request)
+            } else {
+                logger.debug("request queued", metadata: ["spool.request.id": "\(request.id)", "spool.endpoint": "\(request.endpoint)"])
+                wake(request.endpoint)
+            }
+        }
+        return stored
+    }
+
+    /// The row a claimed payload becomes: queued, or failed when it cannot run (not a regular
+    /// file, bad sidecar, too large).
+    private func admission(for item: PendingRecord, now: Date) -> Admission {
+        let claimed = item.claimed
+        let endpoint = item.endpoint
         var failure: Failure?
-        var metadata = given ?? RequestMetadata()
+        var metadata = item.metadata ?? RequestMetadata()
         var size: Int64 = 0
         switch claimed.kind {
         case .regular(let bytes):
@@ -49,7 +118,7 @@ extension SpoolEngine {
         case .other:
             failure = Failure(.invalidRequest, "The dropped entry is a device or socket; Spool reads only regular files.")
         }
-        if given == nil, let sidecar = claimed.sidecarPath {
+        if item.metadata == nil, let sidecar = claimed.sidecarPath {
             switch readSidecar(sidecar) {
             case .success(let m): metadata = m
             case .failure(let f): failure = failure ?? f
@@ -58,9 +127,8 @@ extension SpoolEngine {
         if failure == nil, size > endpoint.maxPayloadBytes {
             failure = Failure(.payloadTooLarge, "The payload is \(size) bytes, more than max_payload_bytes (\(endpoint.maxPayloadBytes)); the model was not called.")
         }
-        let now = Date()
-        var request = InferenceRequest(
-            id: metadata.inferenceId ?? ids.next(now: now), endpoint: endpoint.name, source: source,
+        let request = InferenceRequest(
+            id: metadata.inferenceId ?? ids.next(now: now), endpoint: endpoint.name, source: item.source,
             inputPath: claimed.relativePath, claimToken: claimed.token, payloadBytes: size,
             contentType: metadata.contentType, accept: metadata.accept, customAttributes: metadata.customAttributes,
             ttlSeconds: metadata.requestTTLSeconds ?? endpoint.requestTTLSeconds,
@@ -69,28 +137,7 @@ extension SpoolEngine {
             outputLocation: SpoolLayout.outputLocation(endpoint: endpoint, inputPath: claimed.relativePath),
             failureLocation: SpoolLayout.failureLocation(endpoint: endpoint, inputPath: claimed.relativePath)
         )
-        let stored: InferenceRequest
-        do {
-            do {
-                stored = try await ledger.admit(request, initialFailure: failure)
-            } catch LedgerError.duplicateInferenceID(let id) {
-                request.id = ids.next(now: now)
-                failure = Failure(.invalidRequest, "InferenceId \(id) is already used by another request.")
-                stored = try await ledger.admit(request, initialFailure: failure)
-            }
-        } catch {
-            // The claim stays on disk; recovery at the next start records it.
-            logger.error("could not record a request", metadata: ["spool.input": "\(claimed.relativePath)", "spool.error": "\(error)"])
-            return nil
-        }
-        noteHandled(stored.id)
-        if stored.state.isTerminal {
-            await publisher.publish(stored)
-        } else {
-            logger.debug("request queued", metadata: ["spool.request.id": "\(stored.id)", "spool.endpoint": "\(endpoint.name)"])
-            wake(endpoint.name)
-        }
-        return stored
+        return Admission(request, initialFailure: failure)
     }
 
     private func readSidecar(_ path: String) -> Result<RequestMetadata, Failure> {

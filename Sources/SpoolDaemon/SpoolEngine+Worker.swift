@@ -16,19 +16,29 @@ extension SpoolEngine {
 
     /// One worker: claims the oldest queued request of `endpoint` and runs it, until cancelled,
     /// until `stopping()` says so, or (with `untilIdle`) until the queue is empty.
+    /// Returns once the attempts it finished are committed.
     public func runWorker(endpoint name: String, untilIdle: Bool = false, stopping: @Sendable () -> Bool = { false }) async {
         guard let endpoint = config.endpoint(named: name), let executor = executors[name] else { return }
+        await work(endpoint: endpoint, executor: executor, untilIdle: untilIdle, stopping: stopping)
+        await commits.idle()
+    }
+
+    private func work(endpoint: EndpointConfig, executor: any ModelExecutor, untilIdle: Bool, stopping: @Sendable () -> Bool) async {
+        let name = endpoint.name
+        let batch = executor.claimBatch
+        var busy = false
         while !Task.isCancelled && !stopping() {
             let claim: ClaimResult
             do {
-                claim = try await ledger.claimNext(endpoints: [name], owner: owner, now: Date())
+                claim = try await ledger.claimNext(endpoints: [name], owner: owner, now: Date(), batch: batch, busy: busy)
             } catch {
                 logger.error("could not claim from the ledger", metadata: ["spool.endpoint": "\(name)", "spool.error": "\(error)"])
                 try? await Task.sleep(for: .seconds(1))
                 continue
             }
             for expired in claim.expired { await publisher.publish(expired) }
-            guard let request = claim.claimed else {
+            busy = !claim.batch.isEmpty
+            guard busy else {
                 publisher.trash.emptyIfDue()
                 if untilIdle { return }
                 await doorbells[name]?.wait(timeout: Self.idlePoll)
@@ -36,7 +46,11 @@ extension SpoolEngine {
             }
             publisher.trash.noteActivity()
             if publisher.trash.isOverfull { publisher.trash.empty() }
-            await run(request, endpoint: endpoint, executor: executor)
+            for request in claim.batch {
+                // Stopping with claims left: shutdown gives them back to the queue.
+                if Task.isCancelled || stopping() { return }
+                await run(request, endpoint: endpoint, executor: executor)
+            }
         }
     }
 
@@ -48,41 +62,53 @@ extension SpoolEngine {
         case interrupted
     }
 
+    /// Outputs at least this large are fsynced by their worker (in parallel, and without holding
+    /// up a batch of small ones); smaller ones are made durable by the group commit.
+    static let workerSyncBytes = 1 << 20
+
+    /// Runs one claimed request and hands its outcome to the group commit.
     func run(_ request: InferenceRequest, endpoint: EndpointConfig, executor: any ModelExecutor) async {
         noteHandled(request.id)
         let partial = layout.path("\(SpoolLayout.partialDirectory)/\(request.claimToken).out")
-        let end = await attempt(request, endpoint: endpoint, executor: executor, partial: partial)
-        let result: AttemptResult
+        let output: Int32
+        do {
+            output = try Posix.open(partial, O_WRONLY | O_CREAT | O_TRUNC)
+        } catch {
+            let failure = Failure(.outputWriteFailed, "The output could not be created: \(error).")
+            await commits.submit(FinishedRun(request: request, result: .failed(failure), partial: partial, output: -1))
+            return
+        }
+        let end = await attempt(request, endpoint: endpoint, executor: executor, output: output)
+        var result: AttemptResult
         switch end {
         case .interrupted:
+            close(output)
             _ = unlink(partial)
             return  // requeued with the owner's other requests at shutdown
         case .timedOut:
-            _ = unlink(partial)
             result = .failed(Failure(.invocationTimeout, "The model did not finish within \(request.timeoutSeconds) seconds."))
-        case .finished(.failed(let failure)):
-            _ = unlink(partial)
-            result = .failed(failure)
-        case .finished(.succeeded):
-            result = publishOutput(request, partial: partial)
+        case .finished(let finished):
+            result = finished
         }
-        let finished: InferenceRequest?
-        do {
-            finished = try await ledger.finish(id: request.id, owner: owner, result: result, now: Date())
-        } catch {
-            logger.error("could not record a result", metadata: ["spool.request.id": "\(request.id)", "spool.error": "\(error)"])
-            return
+        var unsynced: Int32 = -1
+        if case .succeeded = result {
+            var info = stat()
+            if fstat(output, &info) == 0, info.st_size < Self.workerSyncBytes {
+                unsynced = output
+            } else {
+                do {
+                    try Posix.fsync(output, partial)
+                } catch {
+                    result = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error)."))
+                }
+            }
         }
-        if let finished {
-            if finished.state.isTerminal { await publisher.publish(finished) }
-        } else if let current = try? await ledger.request(id: request.id), current.state.isTerminal, !current.notified {
-            // Cancelled while running: the marker and event are ours to write.
-            await publisher.publish(current)
-        }
+        if unsynced < 0 { close(output) }
+        await commits.submit(FinishedRun(request: request, result: result, partial: partial, output: unsynced))
     }
 
-    /// Runs the model with the request's timeout, writing to `partial`.
-    func attempt(_ request: InferenceRequest, endpoint: EndpointConfig, executor: any ModelExecutor, partial: String) async -> AttemptEnd {
+    /// Runs the model with the request's timeout, writing to `output`.
+    func attempt(_ request: InferenceRequest, endpoint: EndpointConfig, executor: any ModelExecutor, output: Int32) async -> AttemptEnd {
         let inputPath = layout.path(request.claimedPayloadPath)
         let input: Int32
         do {
@@ -91,13 +117,6 @@ extension SpoolEngine {
             return .finished(.failed(Failure(.inputUnreadable, "The payload could not be opened: \(error).")))
         }
         defer { close(input) }
-        let output: Int32
-        do {
-            output = try Posix.open(partial, O_WRONLY | O_CREAT | O_TRUNC)
-        } catch {
-            return .finished(.failed(Failure(.outputWriteFailed, "The output could not be created: \(error).")))
-        }
-        defer { close(output) }
 
         let progress = AtomicCounter()
         let invocation = Invocation(
@@ -127,31 +146,6 @@ extension SpoolEngine {
             return first ?? .interrupted
         }
         if Task.isCancelled { return .interrupted }
-        if case .finished(.succeeded) = end {
-            // The output's bytes reach the disk before its rename makes it visible.
-            do {
-                try Posix.fsync(output, partial)
-            } catch {
-                return .finished(.failed(Failure(.outputWriteFailed, "The output could not be written: \(error).")))
-            }
-        }
         return end
-    }
-
-    /// Makes a finished (already fsynced) output visible: rename to its final name, fsync the
-    /// folder, and remove a stale marker for the same path.
-    func publishOutput(_ request: InferenceRequest, partial: String) -> AttemptResult {
-        let destination = layout.path(request.outputLocation)
-        do {
-            let directory = (destination as NSString).deletingLastPathComponent
-            try Posix.makeDirectories(directory)
-            try Posix.rename(partial, destination)
-            try Posix.fsyncDirectory(directory)
-            try Posix.unlinkIfPresent(layout.path(request.failureLocation))
-            return .succeeded
-        } catch {
-            _ = unlink(partial)
-            return .failed(Failure(.outputWriteFailed, "The output could not be written: \(error)."))
-        }
     }
 }

@@ -19,6 +19,8 @@ public final class SpoolEngine: Sendable {
     let ids = InferenceIDGenerator()
     let ownerLock: OwnerLock
     let logger: Logger
+    /// Finished attempts on their way to the disk, the ledger and the publisher.
+    let commits: RunCommitter
     /// Requests this process admitted or ran, in order, without repeats (for `drain`'s report).
     let handled = Mutex<(ids: [String], seen: Set<String>)>(([], []))
 
@@ -53,6 +55,7 @@ public final class SpoolEngine: Sendable {
         // No folder fsyncs at claim: the ledger row that follows is not fsynced either (WAL,
         // synchronous=NORMAL), and a process crash loses nothing the page cache holds.
         claimer = PayloadClaimer(layout: layout, ids: ids, owner: ownerLock.owner, syncsDirectories: false)
+        commits = RunCommitter(layout: layout, ledger: ledger, publisher: publisher, owner: ownerLock.owner, logger: logger)
     }
 
     /// The drop folders, as absolute paths, by endpoint.

@@ -3,58 +3,69 @@ import GRDB
 import SpoolCore
 
 extension SQLiteLedger {
-    /// Records a new request as `queued`, or as `failed` at its arrival time when
-    /// `initialFailure` is given. The ledger assigns `seq`; `state`, `attempts`, `owner`, times
-    /// other than `receivedAt`, progress and failure fields of `request` are ignored.
-    /// - Throws: `LedgerError.duplicateInferenceID` when a request with this id exists.
-    public func admit(_ request: InferenceRequest, initialFailure: Failure?) async throws -> InferenceRequest {
+    /// Records new requests in one transaction, each as `queued`, or as `failed` at its arrival
+    /// time when it has an `initialFailure`. The ledger assigns `seq`; `state`, `attempts`,
+    /// `owner`, times other than `receivedAt`, progress and failure fields are ignored. A request
+    /// whose id exists gives `LedgerError.duplicateInferenceID` (its INSERT alone is undone).
+    public func admit(_ admissions: [Admission]) async throws -> [Result<InferenceRequest, LedgerError>] {
+        if admissions.isEmpty { return [] }
+        return try await write { db in
+            try admissions.map { admission in
+                do {
+                    return .success(try Self.insert(db, admission.request, initialFailure: admission.initialFailure))
+                } catch let error as DatabaseError
+                    where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE
+                    && (error.message ?? "").contains("requests.id")
+                {
+                    return .failure(LedgerError.duplicateInferenceID(admission.request.id))
+                }
+            }
+        }
+    }
+
+    private static func insert(_ db: Database, _ request: InferenceRequest, initialFailure: Failure?) throws -> InferenceRequest {
         let received = request.receivedAt.millisecondsSince1970
         let state: RequestState = initialFailure == nil ? .queued : .failed
         let finished: Int64? = initialFailure == nil ? nil : received
         let expires: Int64? = initialFailure == nil ? received + Int64(request.ttlSeconds) * 1000 : nil
         let evidence = initialFailure?.evidence
-        return try await write { db in
-            do {
-                let stored = try Self.request(db, """
-                    INSERT INTO requests (
-                        id, endpoint, source, input_path, claim_token, payload_bytes, content_type,
-                        accept, custom_attributes, ttl_seconds, timeout_seconds, max_attempts, state,
-                        received_at, finished_at, expires_at, output_location, failure_location,
-                        failure_code, failure_reason, exit_status, signal, http_status, evidence_tail)
-                    VALUES (
-                        \(request.id), \(request.endpoint), \(request.source.rawValue), \(request.inputPath),
-                        \(request.claimToken), \(request.payloadBytes), \(request.contentType),
-                        \(request.accept), \(request.customAttributes), \(request.ttlSeconds),
-                        \(request.timeoutSeconds), \(request.maxAttempts), \(state.rawValue),
-                        \(received), \(finished), \(expires), \(request.outputLocation),
-                        \(request.failureLocation), \(initialFailure?.code.rawValue), \(initialFailure?.reason),
-                        \(evidence?.exitStatus), \(evidence?.signal), \(evidence?.httpStatus), \(evidence?.tail))
-                    RETURNING *
-                    """)
-                return stored!
-            } catch let error as DatabaseError
-                where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE
-                && (error.message ?? "").contains("requests.id")
-            {
-                throw LedgerError.duplicateInferenceID(request.id)
-            }
-        }
+        let stored = try Self.request(db, """
+            INSERT INTO requests (
+                id, endpoint, source, input_path, claim_token, payload_bytes, content_type,
+                accept, custom_attributes, ttl_seconds, timeout_seconds, max_attempts, state,
+                received_at, finished_at, expires_at, output_location, failure_location,
+                failure_code, failure_reason, exit_status, signal, http_status, evidence_tail)
+            VALUES (
+                \(request.id), \(request.endpoint), \(request.source.rawValue), \(request.inputPath),
+                \(request.claimToken), \(request.payloadBytes), \(request.contentType),
+                \(request.accept), \(request.customAttributes), \(request.ttlSeconds),
+                \(request.timeoutSeconds), \(request.maxAttempts), \(state.rawValue),
+                \(received), \(finished), \(expires), \(request.outputLocation),
+                \(request.failureLocation), \(initialFailure?.code.rawValue), \(initialFailure?.reason),
+                \(evidence?.exitStatus), \(evidence?.signal), \(evidence?.httpStatus), \(evidence?.tail))
+            RETURNING *
+            """)
+        guard let stored else { throw LedgerError.conflict("INSERT … RETURNING gave no row for \(request.id)") }
+        return stored
     }
 
     /// In one transaction: expires the queued requests of `endpoints` whose TTL ran out before
     /// `now`, then claims the oldest queued request (by arrival, across `endpoints`) for `owner`
-    /// with a single `UPDATE … RETURNING`, starting one more attempt.
-    public func claimNext(endpoints: [String], owner: String, now: Date) async throws -> ClaimResult {
+    /// with a single `UPDATE … RETURNING`, starting one more attempt; with `batch`, the same
+    /// statement also claims up to `batch.more` further small requests.
+    public func claimNext(endpoints: [String], owner: String, now: Date, batch: ClaimBatch, busy: Bool) async throws -> ClaimResult {
         guard !endpoints.isEmpty else { return ClaimResult(claimed: nil, expired: []) }
         let now = now.millisecondsSince1970
-        // Idle workers poll: a read (which takes no lock in WAL mode) spares them a write
-        // transaction when nothing is queued.
-        let anyQueued = try await read { db in
-            try SQLRequest<Bool>(literal: """
-                SELECT EXISTS (SELECT 1 FROM requests WHERE state = 'queued' AND endpoint IN \(endpoints))
-                """).fetchOne(db) ?? false
+        if !busy {
+            // Idle workers poll: a read (which takes no lock in WAL mode) spares them a write
+            // transaction when nothing is queued.
+            let anyQueued = try await read { db in
+                try SQLRequest<Bool>(literal: """
+                    SELECT EXISTS (SELECT 1 FROM requests WHERE state = 'queued' AND endpoint IN \(endpoints))
+                    """).fetchOne(db) ?? false
+            }
+            guard anyQueued else { return ClaimResult(claimed: nil, expired: []) }
         }
-        guard anyQueued else { return ClaimResult(claimed: nil, expired: []) }
         return try await write { db in
             let expired = try Self.requests(db, """
                 UPDATE requests
@@ -64,17 +75,24 @@ extension SQLiteLedger {
                 WHERE state = 'queued' AND expires_at < \(now) AND endpoint IN \(endpoints)
                 RETURNING *
                 """)
-            let claimed = try Self.request(db, """
+            // The oldest, and when it is small, the next small ones: one statement either way.
+            let claimed = try Self.requests(db, """
+                WITH first AS (
+                    SELECT seq, payload_bytes FROM requests
+                    WHERE state = 'queued' AND endpoint IN \(endpoints)
+                    ORDER BY seq LIMIT 1),
+                more AS (
+                    SELECT seq FROM requests
+                    WHERE state = 'queued' AND endpoint IN \(endpoints) AND payload_bytes <= \(batch.maxBytes)
+                        AND seq > (SELECT seq FROM first) AND (SELECT payload_bytes FROM first) <= \(batch.maxBytes)
+                    ORDER BY seq LIMIT \(batch.more))
                 UPDATE requests
                 SET state = 'running', owner = \(owner), started_at = \(now), expires_at = NULL,
                     attempts = attempts + 1, bytes_processed = 0
-                WHERE seq = (
-                    SELECT seq FROM requests
-                    WHERE state = 'queued' AND endpoint IN \(endpoints)
-                    ORDER BY seq LIMIT 1)
+                WHERE seq IN (SELECT seq FROM first UNION ALL SELECT seq FROM more)
                 RETURNING *
                 """)
-            return ClaimResult(claimed: claimed, expired: expired.sorted { $0.seq < $1.seq })
+            return ClaimResult(batch: claimed.sorted { $0.seq < $1.seq }, expired: expired.sorted { $0.seq < $1.seq })
         }
     }
 

@@ -5,27 +5,30 @@ import SpoolCore
 /// The transitions that read the row first and ask `RequestLifecycle` where it goes: the SQL
 /// applies the lifecycle's decision, inside the same IMMEDIATE transaction as the read.
 extension SQLiteLedger {
-    /// Ends the attempt `owner` is running. Success finishes the request; a failure is appended
-    /// to the row's attempt history and either requeues the request (retryable, attempts left)
-    /// or fails it with the failure's code, reason and evidence.
-    /// Returns nil when the request is not running for `owner` (cancelled, or requeued).
-    public func finish(id: String, owner: String, result: AttemptResult, now: Date) async throws -> InferenceRequest? {
-        try await write { db in
-            guard let current = try Self.request(db, """
-                SELECT * FROM requests WHERE id = \(id) AND state = 'running' AND owner = \(owner)
-                """)
-            else { return nil }
-            switch result {
-            case .succeeded:
-                return try Self.request(db, """
-                    UPDATE requests
-                    SET state = 'succeeded', finished_at = \(now.millisecondsSince1970), owner = NULL,
-                        failure_code = NULL, failure_reason = NULL, \(ModelEvidence.assignments(nil))
-                    WHERE seq = \(current.seq)
-                    RETURNING *
+    /// Ends the attempts `owner` is running, in one transaction. Success finishes a request; a
+    /// failure is appended to the row's attempt history and either requeues the request
+    /// (retryable, attempts left) or fails it with the failure's code, reason and evidence.
+    /// A request no longer running for `owner` (cancelled, or requeued) gives nil.
+    public func finish(_ attempts: [FinishedAttempt], owner: String, now: Date) async throws -> [InferenceRequest?] {
+        if attempts.isEmpty { return [] }
+        return try await write { db in
+            try attempts.map { attempt in
+                guard let current = try Self.request(db, """
+                    SELECT * FROM requests WHERE id = \(attempt.id) AND state = 'running' AND owner = \(owner)
                     """)
-            case .failed(let failure):
-                return try Self.fail(db, current, failure, now: now)
+                else { return nil }
+                switch attempt.result {
+                case .succeeded:
+                    return try Self.request(db, """
+                        UPDATE requests
+                        SET state = 'succeeded', finished_at = \(now.millisecondsSince1970), owner = NULL,
+                            failure_code = NULL, failure_reason = NULL, \(ModelEvidence.assignments(nil))
+                        WHERE seq = \(current.seq)
+                        RETURNING *
+                        """)
+                case .failed(let failure):
+                    return try Self.fail(db, current, failure, now: now)
+                }
             }
         }
     }

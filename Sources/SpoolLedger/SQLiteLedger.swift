@@ -49,19 +49,24 @@ public final class SQLiteLedger: Ledger {
     /// Processes opening a new file at once race twice. Switching a new file to WAL takes an
     /// exclusive lock by upgrading a shared one, and SQLite answers `SQLITE_BUSY` at once rather
     /// than risk a deadlock in its busy handler: such an open is retried until the busy timeout
-    /// has passed. And a migration seen missing by two processes is
-    /// applied by one; the other fails to apply it again, then finds it applied.
+    /// has passed. And a migration seen missing by two processes is applied by one; the other
+    /// fails to apply it again, and tries again (the next migration may still be missing: each
+    /// runs in its own transaction) until all are applied or the busy timeout has passed.
     private static func open(path: String, configuration: Configuration, timeout: TimeInterval) throws -> DatabasePool {
         let deadline = Date(timeIntervalSinceNow: timeout)
         while true {
             do {
                 let pool = try DatabasePool(path: path, configuration: configuration)
-                do {
-                    try migrator.migrate(pool)
-                } catch {
-                    guard try pool.read(migrator.hasCompletedMigrations) else { throw error }
+                while true {
+                    do {
+                        try migrator.migrate(pool)
+                        return pool
+                    } catch {
+                        if try pool.read(migrator.hasCompletedMigrations) { return pool }
+                        if Date() >= deadline { throw error }
+                        Thread.sleep(forTimeInterval: .random(in: 0.005...0.02))
+                    }
                 }
-                return pool
             } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && Date() < deadline {
                 Thread.sleep(forTimeInterval: .random(in: 0.005...0.02))
             }

@@ -24,7 +24,7 @@ struct LedgerCheck: Sendable, CustomTestStringConvertible {
 struct LedgerConformance: Sendable {
     let makeLedger: @Sendable () throws -> any Ledger
 
-    static let checks: [LedgerCheck] = admission + claiming + lifecycle + queries + [
+    static let checks: [LedgerCheck] = admission + claiming + batches + lifecycle + queries + [
         LedgerCheck("two handles claim every request exactly once") { try await $0.twoHandlesClaimEachRequestOnce() },
     ]
 

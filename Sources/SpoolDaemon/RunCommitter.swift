@@ -1,0 +1,142 @@
+import CSpoolSystem
+import Foundation
+import Logging
+import SpoolCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An attempt a worker has finished, waiting to be committed.
+struct FinishedRun: Sendable {
+    var request: InferenceRequest
+    var result: AttemptResult
+    /// The partial output of a success.
+    var partial: String
+    /// The partial output, still open, when its bytes may not be on disk yet; -1 otherwise.
+    var output: Int32
+}
+
+/// Commits finished attempts in batches (see `BatchQueue`), in two stages that overlap: the
+/// first makes a batch's outputs durable and visible under their final names while the second
+/// records the previous batch in the ledger and publishes its markers and events. The order per
+/// request is the one docs/crash-safety.md argues for: output bytes durable → rename → folder
+/// durable → ledger → publication.
+final class RunCommitter: Sendable {
+    let layout: SpoolLayout
+    let ledger: any Ledger
+    let publisher: ResultPublisher
+    let owner: String
+    let logger: Logger
+    private let durable: BatchQueue<FinishedRun>
+    private let recorded: BatchQueue<FinishedRun>
+
+    init(layout: SpoolLayout, ledger: any Ledger, publisher: ResultPublisher, owner: String, logger: Logger) {
+        self.layout = layout
+        self.ledger = ledger
+        self.publisher = publisher
+        self.owner = owner
+        self.logger = logger
+        let recorded = BatchQueue<FinishedRun> { [ledger, publisher, owner, logger] batch in
+            await Self.record(batch, ledger: ledger, publisher: publisher, owner: owner, logger: logger)
+        }
+        self.recorded = recorded
+        durable = BatchQueue<FinishedRun> { [layout] batch in
+            var results = batch.map(\.result)
+            Self.syncOutputs(batch, &results)
+            Self.publishOutputs(batch, &results, layout: layout)
+            for (run, result) in zip(batch, results) {
+                var run = run
+                run.result = result
+                run.output = -1
+                await recorded.submit(run)
+            }
+        }
+    }
+
+    /// Hands over a finished attempt; waits only while the queue is full.
+    func submit(_ run: FinishedRun) async {
+        await durable.submit(run)
+    }
+
+    /// Waits until everything submitted so far is committed and published.
+    func idle() async {
+        await durable.idle()
+        await recorded.idle()
+    }
+
+    private static func record(
+        _ batch: [FinishedRun], ledger: any Ledger, publisher: ResultPublisher, owner: String, logger: Logger
+    ) async {
+        let finished: [InferenceRequest?]
+        do {
+            let attempts = batch.map { FinishedAttempt(id: $0.request.id, result: $0.result) }
+            finished = try await ledger.finish(attempts, owner: owner, now: Date())
+        } catch {
+            // The rows stay `running` for this owner; recovery requeues them at the next start.
+            logger.error("could not record results", metadata: ["spool.count": "\(batch.count)", "spool.error": "\(error)"])
+            return
+        }
+        for (run, row) in zip(batch, finished) {
+            if let row {
+                if row.state.isTerminal { await publisher.publish(row) }
+            } else if let current = try? await ledger.request(id: run.request.id), current.state.isTerminal, !current.notified {
+                // Cancelled while running: the marker and event are ours to write.
+                await publisher.publish(current)
+            }
+        }
+    }
+
+    /// Makes the outputs' bytes durable: `fsync` for one, `syncfs` for several (one flush of the
+    /// filesystem instead of one per file). Closes every descriptor.
+    private static func syncOutputs(_ batch: [FinishedRun], _ results: inout [AttemptResult]) {
+        let open = batch.indices.filter { batch[$0].output >= 0 }
+        defer { for i in open { close(batch[i].output) } }
+        if open.count > 1, spool_syncfs(batch[open[0]].output) == 0 { return }
+        // One output, or syncfs failed: fsync each, to tell which output did not make it.
+        for i in open {
+            do {
+                try Posix.fsync(batch[i].output, batch[i].partial)
+            } catch {
+                results[i] = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error)."))
+            }
+        }
+    }
+
+    /// Renames each succeeded output to its final name, then fsyncs each folder that gained one,
+    /// and removes stale error markers for those paths.
+    private static func publishOutputs(_ batch: [FinishedRun], _ results: inout [AttemptResult], layout: SpoolLayout) {
+        var folders: [String: [Int]] = [:]
+        for i in batch.indices {
+            guard case .succeeded = results[i] else {
+                _ = unlink(batch[i].partial)
+                continue
+            }
+            let destination = layout.path(batch[i].request.outputLocation)
+            let folder = (destination as NSString).deletingLastPathComponent
+            do {
+                try Posix.makeDirectories(folder)
+                try Posix.rename(batch[i].partial, destination)
+                folders[folder, default: []].append(i)
+            } catch {
+                _ = unlink(batch[i].partial)
+                results[i] = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error)."))
+            }
+        }
+        for (folder, members) in folders {
+            do {
+                try Posix.fsyncDirectory(folder)
+            } catch {
+                for i in members { results[i] = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error).")) }
+                continue
+            }
+            for i in members {
+                do {
+                    try Posix.unlinkIfPresent(layout.path(batch[i].request.failureLocation))
+                } catch {
+                    results[i] = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error)."))
+                }
+            }
+        }
+    }
+}
