@@ -123,6 +123,14 @@ extension SpoolEngine {
             request: request, inputPath: inputPath, input: input, output: output, chunkBytes: endpoint.chunkBytes,
             progress: { bytes in progress.store(bytes) }
         )
+        let batch = executor.claimBatch
+        if batch.more > 0 && request.payloadBytes <= batch.maxBytes {
+            // A request small enough to share a claim batch runs in microseconds, long before a
+            // timeout (1 s at least) or a cancellation could be noticed: no watchdog, and no
+            // hand-off to another thread.
+            let result = await executor.invoke(invocation)
+            return Task.isCancelled ? .interrupted : .finished(result)
+        }
         let end = await withTaskGroup(of: AttemptEnd?.self) { group -> AttemptEnd in
             group.addTask { .finished(await executor.invoke(invocation)) }
             group.addTask { [ledger, owner] in
