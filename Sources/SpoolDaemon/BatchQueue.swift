@@ -29,20 +29,30 @@ final class BatchQueue<Entry: Sendable>: Sendable {
 
     /// Queues `entry` for the next batch; waits only while the queue is full.
     func submit(_ entry: Entry) async {
+        // The common case takes the lock once and does not suspend.
+        if let start = enqueue(entry, parking: nil) {
+            if start { Task { await self.drain() } }
+            return
+        }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let start = state.withLock { s -> Bool? in
-                if s.entries.count >= limit {
-                    s.blocked.append((entry, continuation))
-                    return nil
-                }
-                s.entries.append(entry)
-                if s.committing { return false }
-                s.committing = true
-                return true
-            }
-            guard let start else { return }  // resumed when there is room
+            guard let start = enqueue(entry, parking: continuation) else { return }  // resumed when there is room
             if start { Task { await self.drain() } }
             continuation.resume()
+        }
+    }
+
+    /// Appends `entry` and returns whether the caller must start a drain; when the queue is full,
+    /// parks `waiter` with the entry (if given) and returns nil.
+    private func enqueue(_ entry: Entry, parking waiter: CheckedContinuation<Void, Never>?) -> Bool? {
+        state.withLock { s in
+            if s.entries.count >= limit {
+                if let waiter { s.blocked.append((entry, waiter)) }
+                return nil
+            }
+            s.entries.append(entry)
+            if s.committing { return false }
+            s.committing = true
+            return true
         }
     }
 
