@@ -94,7 +94,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SpoolIntegrationTests",
-            dependencies: ["SpoolDaemon", "SpoolCore", "SpoolLedger"]
+            dependencies: ["SpoolDaemon", "SpoolCore", "SpoolLedger", "SpoolIntake", "CSpoolSystem"]
         ),
     ]
 )

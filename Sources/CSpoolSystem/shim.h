@@ -22,4 +22,14 @@ static inline int spool_syncfs(int fd) {
     return (int)syscall(SYS_syncfs, fd);
 }
 
+/// The size of `fd`'s extended attribute name list (0: it has none), or -1.
+static inline long spool_flistxattr_size(int fd) {
+    return (long)syscall(SYS_flistxattr, fd, (char *)0, (size_t)0);
+}
+
+/// setxattr(2) on a path (for tests that need a file with extended attributes).
+static inline int spool_setxattr(const char *path, const char *name, const char *value, size_t size) {
+    return (int)syscall(SYS_setxattr, path, name, value, size, 0);
+}
+
 #endif

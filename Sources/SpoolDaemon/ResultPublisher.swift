@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SpoolCore
+import SpoolIntake
 import Synchronization
 
 #if canImport(Glibc)
@@ -24,12 +25,16 @@ public final class ResultPublisher: Sendable {
     /// Ids published but not yet marked `notified`, and whether a flush is under way.
     private let unmarked = Mutex<(ids: [String], flushing: Bool)>(([], false))
 
-    public init(layout: SpoolLayout, config: SpoolConfig, ledger: any Ledger, logger: Logger, observers: [any PublicationObserver] = []) {
+    /// - Parameter folders: where emptied token folders go for reuse (default: they are removed).
+    public init(
+        layout: SpoolLayout, config: SpoolConfig, ledger: any Ledger, logger: Logger,
+        observers: [any PublicationObserver] = [], folders: FolderPool? = nil
+    ) {
         self.layout = layout
         self.config = config
         self.ledger = ledger
         self.logger = logger
-        trash = Trash(layout: layout)
+        trash = Trash(layout: layout, folders: folders)
         self.observers = observers
     }
 
@@ -125,7 +130,9 @@ public final class ResultPublisher: Sendable {
     }
 
     func removeClaim(_ request: InferenceRequest) {
-        trash.discard(layout.path(request.claimDirectory), bytes: request.payloadBytes)
+        trash.discard(
+            layout.path(request.claimDirectory), payload: layout.path(request.claimedPayloadPath),
+            bytes: request.payloadBytes, succeeded: request.state == .succeeded)
     }
 
     /// The event of a finished request, as `events.jsonl`, the hooks and the webhook all get it:

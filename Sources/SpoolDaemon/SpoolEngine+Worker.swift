@@ -72,7 +72,7 @@ extension SpoolEngine {
         let partial = layout.path("\(SpoolLayout.partialDirectory)/\(request.claimToken).out")
         let output: Int32
         do {
-            output = try Posix.open(partial, O_WRONLY | O_CREAT | O_TRUNC)
+            output = try publisher.trash.recycle(to: partial) ?? Posix.open(partial, O_WRONLY | O_CREAT | O_TRUNC)
         } catch {
             let failure = Failure(.outputWriteFailed, "The output could not be created: \(error).")
             await commits.submit(FinishedRun(request: request, result: .failed(failure), partial: partial, output: -1))

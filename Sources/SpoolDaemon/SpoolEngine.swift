@@ -34,7 +34,8 @@ public final class SpoolEngine: Sendable {
         self.config = config
         self.ledger = ledger
         self.logger = logger
-        publisher = ResultPublisher(layout: layout, config: config, ledger: ledger, logger: logger, observers: observers)
+        let folders = FolderPool(layout: layout)
+        publisher = ResultPublisher(layout: layout, config: config, ledger: ledger, logger: logger, observers: observers, folders: folders)
         var executors: [String: any ModelExecutor] = [:]
         var doorbells: [String: Doorbell] = [:]
         for endpoint in config.endpoints {
@@ -54,7 +55,7 @@ public final class SpoolEngine: Sendable {
         ownerLock = try OwnerLock(layout: layout, owner: OwnerLock.newOwnerName(ids: ids))
         // No folder fsyncs at claim: the ledger row that follows is not fsynced either (WAL,
         // synchronous=NORMAL), and a process crash loses nothing the page cache holds.
-        claimer = PayloadClaimer(layout: layout, ids: ids, owner: ownerLock.owner, syncsDirectories: false)
+        claimer = PayloadClaimer(layout: layout, ids: ids, owner: ownerLock.owner, syncsDirectories: false, folders: folders)
         commits = RunCommitter(layout: layout, ledger: ledger, publisher: publisher, owner: ownerLock.owner, logger: logger)
     }
 

@@ -19,6 +19,8 @@ public final class PayloadClaimer: Sendable {
     let syncsDirectories: Bool
     /// The claiming process's name, recorded in its tokens (`owner(ofToken:)`).
     public let owner: String?
+    /// Where token folders come from when it has one to spare (otherwise they are made).
+    let folders: FolderPool?
 
     /// - Parameters:
     ///   - ids: the process's shared id generator (tokens are ULIDs).
@@ -27,9 +29,10 @@ public final class PayloadClaimer: Sendable {
     ///     one's. Default: none (tokens are bare ULIDs).
     ///   - syncsDirectories: `fsync` the folders a claim changed before returning, so a claim
     ///     recorded in the ledger survives a power loss. Default true.
+    ///   - folders: empty folders to reuse as token folders. Default: none (each is made).
     public init(
         layout: SpoolLayout, ids: InferenceIDGenerator = InferenceIDGenerator(), owner: String? = nil,
-        syncsDirectories: Bool = true
+        syncsDirectories: Bool = true, folders: FolderPool? = nil
     ) {
         precondition(owner.map { !$0.isEmpty && $0.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" } } ?? true,
                      "owner must be letters, digits, - or _")
@@ -37,6 +40,7 @@ public final class PayloadClaimer: Sendable {
         self.ids = ids
         self.owner = owner
         self.syncsDirectories = syncsDirectories
+        self.folders = folders
     }
 
     static let ownerSeparator = "."
@@ -145,11 +149,14 @@ public final class PayloadClaimer: Sendable {
         try? SystemCall.fsyncDirectory(directory)
     }
 
-    /// Makes a fresh token folder (`mkdir`, never reusing one) and returns its token.
+    /// Makes a token folder under a fresh token (a pooled empty folder renamed, or `mkdir`) and
+    /// returns its token. A token is never reused.
     private func makeTokenDirectory(in endpointDirectory: String) throws -> String {
         for _ in 0..<8 {
             let token = owner.map { ids.next() + Self.ownerSeparator + $0 } ?? ids.next()
-            if try SystemCall.mkdir(endpointDirectory + "/" + token, mode: 0o755) { return token }
+            let path = endpointDirectory + "/" + token
+            if folders?.take(to: path) == true { return token }
+            if try SystemCall.mkdir(path, mode: 0o755) { return token }
         }
         throw SpoolIntakeError.systemCall("mkdir", errno: EEXIST, path: endpointDirectory)
     }

@@ -117,7 +117,13 @@ public final class SQLiteLedger: Ledger {
 
     /// The requests of rows from `statement`, in the order SQLite returned them.
     static func requests(_ db: Database, _ statement: SQL) throws -> [InferenceRequest] {
-        try Row.fetchAll(db, SQLRequest<Row>(literal: statement, cached: true)).map(InferenceRequest.init(row:))
+        let (sql, arguments) = try statement.build(db)
+        let prepared = try db.cachedStatement(sql: sql)
+        let columns = try RequestColumns(prepared.columnNames)
+        var requests: [InferenceRequest] = []
+        let rows = try Row.fetchCursor(prepared, arguments: arguments)
+        while let row = try rows.next() { requests.append(try InferenceRequest(row: row, columns: columns)) }
+        return requests
     }
 
     /// Runs a write statement through the statement cache (hot paths run thousands a second).
@@ -127,6 +133,6 @@ public final class SQLiteLedger: Ledger {
     }
 
     static func request(_ db: Database, _ statement: SQL) throws -> InferenceRequest? {
-        try Row.fetchOne(db, SQLRequest<Row>(literal: statement, cached: true)).map(InferenceRequest.init(row:))
+        try requests(db, statement).first
     }
 }
