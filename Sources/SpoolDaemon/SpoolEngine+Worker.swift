@@ -1,3 +1,4 @@
+import CSpoolSystem
 import Foundation
 import Logging
 import SpoolCore
@@ -13,6 +14,8 @@ extension SpoolEngine {
     static let idlePoll = Duration.milliseconds(250)
     /// How often a running request's progress is written to the ledger (and cancellation noticed).
     static let progressInterval = Duration.milliseconds(500)
+    /// How often a running request's output is handed to writeback.
+    static let writebackInterval = Duration.milliseconds(50)
 
     /// One worker: claims the oldest queued request of `endpoint` and runs it, until cancelled,
     /// until `stopping()` says so, or (with `untilIdle`) until the queue is empty.
@@ -135,14 +138,19 @@ extension SpoolEngine {
             group.addTask { .finished(await executor.invoke(invocation)) }
             group.addTask { [ledger, owner] in
                 // The watchdog: the timeout, progress, and cancellation by `spool cancel` from
-                // any process.
+                // any process. It also starts writeback of what the model wrote so far (a command
+                // writes the output file itself), so the fsync at the end has little left to do.
                 let deadline = ContinuousClock.now + .seconds(request.timeoutSeconds)
+                var nextProgress = ContinuousClock.now + Self.progressInterval
                 while !Task.isCancelled {
                     let left = deadline - ContinuousClock.now
                     if left <= .zero { return .timedOut }
-                    try? await Task.sleep(for: min(left, Self.progressInterval))
+                    try? await Task.sleep(for: min(left, Self.writebackInterval))
                     if Task.isCancelled { break }
+                    _ = spool_start_writeback(output)
                     if ContinuousClock.now >= deadline { return .timedOut }
+                    guard ContinuousClock.now >= nextProgress else { continue }
+                    nextProgress = ContinuousClock.now + Self.progressInterval
                     let running = (try? await ledger.recordProgress(id: request.id, owner: owner, bytes: progress.load())) ?? true
                     if !running { return .finished(.failed(Failure(.cancelled, "The request was cancelled."))) }
                 }
