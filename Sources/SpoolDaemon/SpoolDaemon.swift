@@ -45,6 +45,7 @@ public struct SpoolDaemon: Sendable {
     ///   they are shut down first.
     public func serve(options: Options, services: [ServiceGroupConfiguration.ServiceConfiguration] = [], signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
         await engine.recover(settleSeconds: 0)
+        engine.warmUp()
         try await engine.startExecutors()
         let source: any IntakeSource = if let seconds = options.pollSeconds {
             PollingIntake(folders: engine.dropFolders, interval: .milliseconds(Int(seconds * 1000)))

@@ -59,6 +59,17 @@ public final class SpoolEngine: Sendable {
         commits = RunCommitter(layout: layout, ledger: ledger, publisher: publisher, owner: ownerLock.owner, logger: logger)
     }
 
+    /// Token folders and output files made ahead of a burst (see `FolderPool` and `Trash`).
+    static let warmStock = 512
+
+    /// Makes the token folders and output files of the next `warmStock` requests now, so that a
+    /// burst allocates no inode while the first ones are in flight (afterwards finished requests
+    /// give theirs back).
+    public func warmUp() {
+        claimer.folders?.fill(to: Self.warmStock)
+        publisher.trash.stock(to: Self.warmStock)
+    }
+
     /// The drop folders, as absolute paths, by endpoint.
     public var dropFolders: [(endpoint: String, directory: String)] {
         config.endpoints.map { ($0.name, layout.path($0.incomingDirectory)) }

@@ -59,6 +59,21 @@ final class Trash: Sendable {
         return value
     }
 
+    /// Makes empty files until `count` wait to be recycled (or as many as it can), so that the
+    /// outputs of the next burst need not allocate any.
+    func stock(to count: Int) {
+        guard mkdir(path, 0o755) == 0 || errno == EEXIST else { return }
+        var missing = min(count, Self.recycleStock) - recyclable.withLock { $0.count }
+        while missing > 0 {
+            let name = UUID().uuidString
+            let fd = open("\(path)/\(name)", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { return }
+            close(fd)
+            recyclable.withLock { $0.append(name) }
+            missing -= 1
+        }
+    }
+
     /// Moves a recyclable payload file from the trash to `destination`, emptied, and returns it
     /// open for writing; nil when there is none (the caller creates the file).
     func recycle(to destination: String) -> Int32? {

@@ -45,6 +45,19 @@ public final class FolderPool: Sendable {
         return false
     }
 
+    /// Makes folders until the pool holds `count` (or as many as it can), so that the claims of
+    /// the next burst need not make any.
+    public func fill(to count: Int) {
+        guard (try? FileTree.makeDirectories(path)) != nil else { return }
+        var missing = min(count, capacity) - self.count
+        while missing > 0 {
+            let name = UUID().uuidString
+            guard mkdir(path + "/" + name, 0o755) == 0 else { return }
+            names.withLock { $0.append(name) }
+            missing -= 1
+        }
+    }
+
     /// Keeps `folder`, which must be empty, for a later claim. False when the pool is full or
     /// the move failed: the caller removes the folder itself.
     public func put(_ folder: String) -> Bool {

@@ -20,7 +20,7 @@ public final class PayloadClaimer: Sendable {
     /// The claiming process's name, recorded in its tokens (`owner(ofToken:)`).
     public let owner: String?
     /// Where token folders come from when it has one to spare (otherwise they are made).
-    let folders: FolderPool?
+    public let folders: FolderPool?
 
     /// - Parameters:
     ///   - ids: the process's shared id generator (tokens are ULIDs).

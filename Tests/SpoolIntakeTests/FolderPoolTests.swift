@@ -58,4 +58,15 @@ import Testing
             #expect(exists(root + "/claimed/t1"))
         }
     }
+
+    @Test func fillMakesFoldersUpToTheCountAndTheCapacity() async throws {
+        try await withTemporaryDirectory { root in
+            let pool = FolderPool(layout: SpoolLayout(root: root), capacity: 5)
+            pool.fill(to: 3)
+            #expect(pool.count == 3)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/.spool/free").count == 3)
+            pool.fill(to: 10)
+            #expect(pool.count == 5)
+        }
+    }
 }

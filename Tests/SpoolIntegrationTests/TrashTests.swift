@@ -109,4 +109,17 @@ import Testing
         let fd = try #require(root.trash.recycle(to: root.path + "/.spool/partial/t9.out"))
         close(fd)
     }
+
+    @Test func aStockOfEmptyFilesIsRecycledFirst() throws {
+        let root = try Root()
+        root.trash.stock(to: 2)
+        root.trash.stock(to: 2)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.trash.path).count == 2)
+        for i in 0..<2 {
+            let fd = try #require(root.trash.recycle(to: root.path + "/.spool/partial/s\(i).out"))
+            #expect(Self.stats(fd).st_size == 0)
+            close(fd)
+        }
+        #expect(root.trash.recycle(to: root.path + "/.spool/partial/s2.out") == nil)
+    }
 }
