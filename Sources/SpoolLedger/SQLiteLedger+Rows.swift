@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import SpoolCore
 
 /// Times are stored as INTEGER milliseconds since 1970: sortable, comparable in SQL, and the
@@ -26,6 +27,20 @@ struct RequestColumns {
         customAttributes, ttlSeconds, timeoutSeconds, maxAttempts, state, receivedAt, startedAt,
         finishedAt, attempts, bytesProcessed, outputLocation, failureLocation, failureCode,
         failureReason, exitStatus, signal, httpStatus, evidenceTail, owner, notified: Int
+
+    /// The columns of a statement's result, remembered by SQL text (the ledger runs a few dozen
+    /// distinct statements, thousands of times a second).
+    static func of(_ statement: Statement) throws -> RequestColumns {
+        if let known = cache.withLock({ $0[statement.sql] }) { return known }
+        let columns = try RequestColumns(statement.columnNames)
+        cache.withLock { cache in
+            if cache.count >= 1000 { cache.removeAll() }
+            cache[statement.sql] = columns
+        }
+        return columns
+    }
+
+    private static let cache = Mutex<[String: RequestColumns]>([:])
 
     init(_ names: [String]) throws {
         var index: [String: Int] = [:]

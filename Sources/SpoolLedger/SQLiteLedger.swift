@@ -119,7 +119,7 @@ public final class SQLiteLedger: Ledger {
     static func requests(_ db: Database, _ statement: SQL) throws -> [InferenceRequest] {
         let (sql, arguments) = try statement.build(db)
         let prepared = try db.cachedStatement(sql: sql)
-        let columns = try RequestColumns(prepared.columnNames)
+        let columns = try RequestColumns.of(prepared)
         var requests: [InferenceRequest] = []
         let rows = try Row.fetchCursor(prepared, arguments: arguments)
         while let row = try rows.next() { requests.append(try InferenceRequest(row: row, columns: columns)) }
