@@ -115,7 +115,7 @@ final class RunCommitter: Sendable {
             let destination = layout.path(batch[i].request.outputLocation)
             let folder = (destination as NSString).deletingLastPathComponent
             do {
-                try Posix.makeDirectories(folder)
+                if folders[folder] == nil { try Posix.makeDirectories(folder) }
                 try Posix.rename(batch[i].partial, destination)
                 folders[folder, default: []].append(i)
             } catch {

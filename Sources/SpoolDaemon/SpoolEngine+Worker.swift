@@ -96,7 +96,10 @@ extension SpoolEngine {
         var unsynced: Int32 = -1
         if case .succeeded = result {
             var info = stat()
-            if fstat(output, &info) == 0, info.st_size < Self.workerSyncBytes {
+            let batch = executor.claimBatch
+            if batch.more > 0 && request.payloadBytes <= batch.maxBytes && batch.maxBytes < Self.workerSyncBytes {
+                unsynced = output  // a small builtin request: its output is small too
+            } else if fstat(output, &info) == 0, info.st_size < Self.workerSyncBytes {
                 unsynced = output
             } else {
                 do {

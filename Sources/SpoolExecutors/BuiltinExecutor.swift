@@ -71,7 +71,7 @@ public struct BuiltinExecutor: ModelExecutor {
         _ model: Model, input: Int32, output: Int32, chunkBytes: Int,
         progress: @Sendable (Int64) -> Void, cancelled: CancellationFlag
     ) -> AttemptResult {
-        _ = posix_fadvise(input, 0, 0, POSIX_FADV_SEQUENTIAL)
+        if chunkBytes >= 1 << 20 { _ = posix_fadvise(input, 0, 0, POSIX_FADV_SEQUENTIAL) }
         do throws(FileIO.Error) {
             if model == .echo, let result = try copyInKernel(input: input, output: output, chunkBytes: chunkBytes, progress: progress, cancelled: cancelled) {
                 return result

@@ -86,8 +86,14 @@ public final class PayloadClaimer: Sendable {
     ) throws -> (token: String, directory: String, destination: String)? {
         let components = try Self.components(of: relativePath)
         let endpointDirectory = try claimedDirectory(endpoint)
-        try FileTree.makeDirectories(endpointDirectory)
-        let token = try makeTokenDirectory(in: endpointDirectory)
+        let token: String
+        do {
+            token = try makeTokenDirectory(in: endpointDirectory)
+        } catch let error as SpoolIntakeError where error.errno == ENOENT {
+            // The endpoint's folder is made on its first claim (and again if someone removed it).
+            try FileTree.makeDirectories(endpointDirectory)
+            token = try makeTokenDirectory(in: endpointDirectory)
+        }
         let tokenDirectory = endpointDirectory + "/" + token
         let destination = tokenDirectory + "/" + relativePath
         do {
