@@ -54,25 +54,49 @@ public final class ResultPublisher: Sendable {
     /// - Parameter skipEventIfLogged: recovery passes the ids already present in `events.jsonl`.
     public func publish(_ request: InferenceRequest, eventAlreadyLogged: Bool = false) async {
         guard request.state.isTerminal else { return }
-        var meta: Logger.Metadata = ["spool.request.id": "\(request.id)", "spool.endpoint": "\(request.endpoint)"]
+        let event = writeSideEffects(request)
+        if !eventAlreadyLogged { appendEvents([(event, request.id)]) }
+        await announce(request, event: eventAlreadyLogged ? nil : event)
+    }
+
+    /// Publishes a batch of finished requests: the file-system side effects and one write of all
+    /// their event lines on `lane` (off the cooperative pool), then observers and flags.
+    func publish(_ requests: [InferenceRequest], on lane: BlockingLane) async {
+        let finished = requests.filter(\.state.isTerminal)
+        let events = await lane.run { [self] in
+            let events = finished.map { (writeSideEffects($0), $0.id) }
+            appendEvents(events)
+            return events.map(\.0)
+        }
+        for (request, event) in zip(finished, events) { await announce(request, event: event) }
+    }
+
+    /// A finished request's marker and claim removal; returns its event.
+    private func writeSideEffects(_ request: InferenceRequest) -> NotificationEvent {
         if request.state == .succeeded {
             if config.deleteSucceededInputs { removeClaim(request) }
         } else {
-            meta["spool.failure.code"] = "\(request.failureCode?.rawValue ?? "")"
             writeMarker(request)
             if !config.keepFailedInputs { removeClaim(request) }
         }
-        if !eventAlreadyLogged {
-            let event = event(for: request)
-            appendEvent(event, id: request.id)
+        return event(for: request)
+    }
+
+    /// Tells the observers (when the event was just logged), queues the `notified` flag, logs.
+    private func announce(_ request: InferenceRequest, event: NotificationEvent?) async {
+        if let event {
             for observer in observers { await observer.published(request, event: event) }
         }
         markNotified(request.id)
         if request.state == .succeeded {
-            logger.info("request succeeded", metadata: meta)
+            if logger.logLevel <= .info {
+                logger.info("request succeeded", metadata: ["spool.request.id": "\(request.id)", "spool.endpoint": "\(request.endpoint)"])
+            }
         } else {
-            meta["spool.failure.reason"] = "\(request.failureReason ?? "")"
-            logger.warning("request \(request.state.rawValue)", metadata: meta)
+            logger.warning("request \(request.state.rawValue)", metadata: [
+                "spool.request.id": "\(request.id)", "spool.endpoint": "\(request.endpoint)",
+                "spool.failure.code": "\(request.failureCode?.rawValue ?? "")", "spool.failure.reason": "\(request.failureReason ?? "")",
+            ])
         }
     }
 
@@ -166,20 +190,22 @@ public final class ResultPublisher: Sendable {
 
     /// Appends one line with a single `write` on an `O_APPEND` descriptor, so lines from several
     /// processes never interleave.
-    func appendEvent(_ event: NotificationEvent, id: String) {
-        let line = event.jsonLine()
-        events.withLock { fd in
+    func appendEvents(_ events: [(NotificationEvent, id: String)]) {
+        guard !events.isEmpty else { return }
+        var lines = Data()
+        for (event, _) in events { lines.append(event.jsonLine()) }
+        self.events.withLock { fd in
             if fd < 0 {
                 fd = (try? Posix.open(layout.eventsPath, O_WRONLY | O_APPEND | O_CREAT)) ?? -1
             }
             guard fd >= 0 else {
-                logger.error("could not open events.jsonl", metadata: ["spool.request.id": "\(id)"])
+                logger.error("could not open events.jsonl", metadata: ["spool.request.id": "\(events[0].id)", "spool.count": "\(events.count)"])
                 return
             }
             do {
-                try Posix.writeAll(fd, line, layout.eventsPath)
+                try Posix.writeAll(fd, lines, layout.eventsPath)
             } catch {
-                logger.error("could not append the event", metadata: ["spool.request.id": "\(id)", "spool.error": "\(error)"])
+                logger.error("could not append events", metadata: ["spool.request.id": "\(events[0].id)", "spool.count": "\(events.count)", "spool.error": "\(error)"])
             }
         }
     }

@@ -37,14 +37,19 @@ final class RunCommitter: Sendable {
         self.publisher = publisher
         self.owner = owner
         self.logger = logger
+        let publishing = BlockingLane("spool.publish")
         let recorded = BatchQueue<FinishedRun> { [ledger, publisher, owner, logger] batch in
-            await Self.record(batch, ledger: ledger, publisher: publisher, owner: owner, logger: logger)
+            await Self.record(batch, ledger: ledger, publisher: publisher, owner: owner, logger: logger, lane: publishing)
         }
         self.recorded = recorded
+        let lane = BlockingLane("spool.commit")
         durable = BatchQueue<FinishedRun> { [layout] batch in
-            var results = batch.map(\.result)
-            Self.syncOutputs(batch, &results)
-            Self.publishOutputs(batch, &results, layout: layout)
+            let results = await lane.run {
+                var results = batch.map(\.result)
+                Self.syncOutputs(batch, &results)
+                Self.publishOutputs(batch, &results, layout: layout)
+                return results
+            }
             for (run, result) in zip(batch, results) {
                 var run = run
                 run.result = result
@@ -66,7 +71,7 @@ final class RunCommitter: Sendable {
     }
 
     private static func record(
-        _ batch: [FinishedRun], ledger: any Ledger, publisher: ResultPublisher, owner: String, logger: Logger
+        _ batch: [FinishedRun], ledger: any Ledger, publisher: ResultPublisher, owner: String, logger: Logger, lane: BlockingLane
     ) async {
         let finished: [InferenceRequest?]
         do {
@@ -77,14 +82,16 @@ final class RunCommitter: Sendable {
             logger.error("could not record results", metadata: ["spool.count": "\(batch.count)", "spool.error": "\(error)"])
             return
         }
+        var finishedRows: [InferenceRequest] = []
         for (run, row) in zip(batch, finished) {
             if let row {
-                if row.state.isTerminal { await publisher.publish(row) }
+                finishedRows.append(row)
             } else if let current = try? await ledger.request(id: run.request.id), current.state.isTerminal, !current.notified {
                 // Cancelled while running: the marker and event are ours to write.
-                await publisher.publish(current)
+                finishedRows.append(current)
             }
         }
+        await publisher.publish(finishedRows, on: lane)
     }
 
     /// Makes the outputs' bytes durable: `fsync` for one, `syncfs` for several (one flush of the

@@ -9,11 +9,17 @@ struct IntakeService: Service {
     let source: any IntakeSource
 
     func run() async throws {
-        let admissions = BatchQueue<IntakeCandidate>(limit: 256) { [engine] batch in await engine.admit(batch) }
-        for await candidate in source.candidates().cancelOnGracefulShutdown() {
-            await admissions.submit(candidate)
+        // Two stages that overlap: claiming a batch (renames) while the previous one is recorded.
+        let records = BatchQueue<SpoolEngine.PendingRecord>(limit: 256) { [engine] batch in await engine.record(batch) }
+        let lane = BlockingLane("spool.claims")
+        let claims = BatchQueue<IntakeCandidate>(limit: 256) { [engine] batch in
+            for claimed in await lane.run({ engine.claim(batch) }) { await records.submit(claimed) }
         }
-        await admissions.idle()
+        for await candidate in source.candidates().cancelOnGracefulShutdown() {
+            await claims.submit(candidate)
+        }
+        await claims.idle()
+        await records.idle()
     }
 }
 

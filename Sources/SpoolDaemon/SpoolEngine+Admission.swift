@@ -16,6 +16,11 @@ extension SpoolEngine {
 
     /// Claims dropped payloads and records them all in one ledger transaction.
     public func admit(_ candidates: [IntakeCandidate]) async {
+        await record(claim(candidates))
+    }
+
+    /// Claims dropped payloads (moves them out of their drop folders); they are recorded next.
+    func claim(_ candidates: [IntakeCandidate]) -> [PendingRecord] {
         publisher.trash.noteActivity()
         var claims: [PendingRecord] = []
         for candidate in candidates {
@@ -31,7 +36,7 @@ extension SpoolEngine {
                 ])
             }
         }
-        await record(claims)
+        return claims
     }
 
     /// A claimed payload on its way into the ledger.
