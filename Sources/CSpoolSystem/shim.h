@@ -5,6 +5,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 #include <sys/syscall.h>
+#include <sys/ioctl.h>
+#include <fcntl.h>
 
 /// copy_file_range(2), which Glibc declares only under _GNU_SOURCE.
 static inline ssize_t spool_copy_file_range(int fd_in, int fd_out, size_t len) {
@@ -20,6 +22,22 @@ static inline int spool_start_writeback(int fd) {
 /// syncfs(2): every dirty page and inode of the filesystem holding `fd` reaches the disk.
 static inline int spool_syncfs(int fd) {
     return (int)syscall(SYS_syncfs, fd);
+}
+
+/// Sets ext2/3/4's "top of directory hierarchies" attribute (`chattr +T`) on a folder, so that
+/// the block allocator spreads the folders made in it to block groups of their own. Returns 0,
+/// or -1 where the filesystem has no such attribute (nothing changes then).
+static inline int spool_mark_top_directory(const char *path) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int flags = 0;
+    int r = ioctl(fd, 0x80086601 /* FS_IOC_GETFLAGS */, &flags);
+    if (r == 0 && !(flags & 0x00020000 /* FS_TOPDIR_FL */)) {
+        flags |= 0x00020000;
+        r = ioctl(fd, 0x40086602 /* FS_IOC_SETFLAGS */, &flags);
+    }
+    close(fd);
+    return r;
 }
 
 /// The size of `fd`'s extended attribute name list (0: it has none), or -1.

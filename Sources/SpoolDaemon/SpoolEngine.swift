@@ -1,3 +1,4 @@
+import CSpoolSystem
 import Foundation
 import Logging
 import SpoolCore
@@ -44,6 +45,10 @@ public final class SpoolEngine: Sendable {
         }
         self.executors = executors
         self.doorbells = doorbells
+        // Spool's own folders go to block groups of their own (ext4 `chattr +T` on `.spool`): the
+        // inodes they allocate then never queue behind what users delete in their folders.
+        try Posix.makeDirectories(layout.path(SpoolLayout.internalDirectory))
+        _ = spool_mark_top_directory(layout.path(SpoolLayout.internalDirectory))
         for directory in [SpoolLayout.partialDirectory, SpoolLayout.claimedDirectory] {
             try Posix.makeDirectories(layout.path(directory))
         }
