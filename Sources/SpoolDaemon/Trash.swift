@@ -85,7 +85,7 @@ final class Trash: Sendable {
             guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_nlink == 1,
                   info.st_uid == geteuid(), spool_flistxattr_size(fd) == 0,
                   ftruncate(fd, 0) == 0, info.st_mode & 0o7777 == outputMode || fchmod(fd, outputMode) == 0,
-                  fcntl(fd, F_SETFL, O_WRONLY) == 0,  // O_NONBLOCK was only for the open; models inherit this
+                  fcntl(fd, F_SETFL, 0) == 0,  // no O_NONBLOCK: it was for the open; models inherit the file
                   rename(source, destination) == 0
             else {
                 close(fd)
