@@ -95,12 +95,13 @@ final class RunCommitter: Sendable {
     }
 
     /// Makes the outputs' bytes durable: `fsync` for one, `syncfs` for several (one flush of the
-    /// filesystem instead of one per file) unless much else is waiting to be written — syncfs
-    /// would wait for that too (another program's large file, say). Closes every descriptor.
+    /// filesystem instead of one per file; it also waits for whatever else is being written to
+    /// that filesystem, which a per-file fsync of hundreds of files would cost more than).
+    /// Closes every descriptor.
     private static func syncOutputs(_ batch: [FinishedRun], _ results: inout [AttemptResult]) {
         let open = batch.indices.filter { batch[$0].output >= 0 }
         defer { for i in open { close(batch[i].output) } }
-        if open.count > 1, unwrittenBytes() < syncfsLimit, spool_syncfs(batch[open[0]].output) == 0 { return }
+        if open.count > 1, spool_syncfs(batch[open[0]].output) == 0 { return }
         // One output, or syncfs failed: fsync each, to tell which output did not make it.
         for i in open {
             do {
@@ -109,25 +110,6 @@ final class RunCommitter: Sendable {
                 results[i] = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error)."))
             }
         }
-    }
-
-    /// Above this much dirty or in-flight data in the system, a batch is fsynced file by file.
-    static let syncfsLimit: Int64 = 64 << 20
-
-    /// Dirty and under-writeback bytes of the whole system (`/proc/meminfo`); 0 if unknown.
-    static func unwrittenBytes() -> Int64 {
-        let fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return 0 }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { return 0 }
-        var total: Int64 = 0
-        for line in buffer[0..<n].split(separator: 0x0A) where line.starts(with: Array("Dirty:".utf8)) || line.starts(with: Array("Writeback:".utf8)) {
-            let digits = line.drop { !(0x30...0x39).contains($0) }.prefix { (0x30...0x39).contains($0) }
-            total += (Int64(String(decoding: digits, as: UTF8.self)) ?? 0) * 1024  // kB
-        }
-        return total
     }
 
     /// Renames each succeeded output to its final name, then fsyncs each folder that gained one,
