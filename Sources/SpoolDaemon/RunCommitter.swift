@@ -23,20 +23,10 @@ struct FinishedRun: Sendable {
 /// request is the one docs/crash-safety.md argues for: output bytes durable → rename → folder
 /// durable → ledger → publication.
 final class RunCommitter: Sendable {
-    let layout: SpoolLayout
-    let ledger: any Ledger
-    let publisher: ResultPublisher
-    let owner: String
-    let logger: Logger
     private let durable: BatchQueue<FinishedRun>
     private let recorded: BatchQueue<FinishedRun>
 
     init(layout: SpoolLayout, ledger: any Ledger, publisher: ResultPublisher, owner: String, logger: Logger) {
-        self.layout = layout
-        self.ledger = ledger
-        self.publisher = publisher
-        self.owner = owner
-        self.logger = logger
         let publishing = BlockingLane("spool.publish")
         let recorded = BatchQueue<FinishedRun> { [ledger, publisher, owner, logger] batch in
             await Self.record(batch, ledger: ledger, publisher: publisher, owner: owner, logger: logger, lane: publishing)

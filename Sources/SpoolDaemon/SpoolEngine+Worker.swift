@@ -69,6 +69,13 @@ extension SpoolEngine {
     /// up a batch of small ones); smaller ones are made durable by the group commit.
     static let workerSyncBytes = 1 << 20
 
+    /// Whether `request` is small enough to share a claim batch of `executor` (a builtin model
+    /// with a payload of at most 256 KiB): it runs in microseconds, and its output is small.
+    static func isQuick(_ request: InferenceRequest, on executor: any ModelExecutor) -> Bool {
+        let batch = executor.claimBatch
+        return batch.more > 0 && request.payloadBytes <= batch.maxBytes && batch.maxBytes < workerSyncBytes
+    }
+
     /// Runs one claimed request and hands its outcome to the group commit.
     func run(_ request: InferenceRequest, endpoint: EndpointConfig, executor: any ModelExecutor) async {
         noteHandled(request.id)
@@ -96,9 +103,8 @@ extension SpoolEngine {
         var unsynced: Int32 = -1
         if case .succeeded = result {
             var info = stat()
-            let batch = executor.claimBatch
-            if batch.more > 0 && request.payloadBytes <= batch.maxBytes && batch.maxBytes < Self.workerSyncBytes {
-                unsynced = output  // a small builtin request: its output is small too
+            if Self.isQuick(request, on: executor) {
+                unsynced = output  // its output is small too
             } else if fstat(output, &info) == 0, info.st_size < Self.workerSyncBytes {
                 unsynced = output
             } else {
@@ -129,11 +135,9 @@ extension SpoolEngine {
             request: request, inputPath: inputPath, input: input, output: output, chunkBytes: endpoint.chunkBytes,
             progress: { bytes in progress.store(bytes) }
         )
-        let batch = executor.claimBatch
-        if batch.more > 0 && request.payloadBytes <= batch.maxBytes {
-            // A request small enough to share a claim batch runs in microseconds, long before a
-            // timeout (1 s at least) or a cancellation could be noticed: no watchdog, and no
-            // hand-off to another thread.
+        if Self.isQuick(request, on: executor) {
+            // It runs in microseconds, long before a timeout (1 s at least) or a cancellation
+            // could be noticed: no watchdog, and no hand-off to another thread.
             let result = await executor.invoke(invocation)
             return Task.isCancelled ? .interrupted : .finished(result)
         }
