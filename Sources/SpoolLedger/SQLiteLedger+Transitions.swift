@@ -11,24 +11,28 @@ extension SQLiteLedger {
     /// A request no longer running for `owner` (cancelled, or requeued) gives nil.
     public func finish(_ attempts: [FinishedAttempt], owner: String, now: Date) async throws -> [InferenceRequest?] {
         if attempts.isEmpty { return [] }
+        let succeeded = attempts.filter { if case .succeeded = $0.result { true } else { false } }.map(\.id)
         return try await write { db in
-            try attempts.map { attempt in
+            // Successes need no decision: one statement for all of them.
+            var finished: [String: InferenceRequest] = [:]
+            for ids in stride(from: 0, to: succeeded.count, by: 256).map({ Array(succeeded[$0..<min($0 + 256, succeeded.count)]) }) {
+                for row in try Self.requests(db, """
+                    UPDATE requests
+                    SET state = 'succeeded', finished_at = \(now.millisecondsSince1970), owner = NULL,
+                        failure_code = NULL, failure_reason = NULL, \(ModelEvidence.assignments(nil))
+                    WHERE id IN \(ids) AND state = 'running' AND owner = \(owner)
+                    RETURNING *
+                    """) {
+                    finished[row.id] = row
+                }
+            }
+            return try attempts.map { attempt in
+                guard case .failed(let failure) = attempt.result else { return finished[attempt.id] }
                 guard let current = try Self.request(db, """
                     SELECT * FROM requests WHERE id = \(attempt.id) AND state = 'running' AND owner = \(owner)
                     """)
                 else { return nil }
-                switch attempt.result {
-                case .succeeded:
-                    return try Self.request(db, """
-                        UPDATE requests
-                        SET state = 'succeeded', finished_at = \(now.millisecondsSince1970), owner = NULL,
-                            failure_code = NULL, failure_reason = NULL, \(ModelEvidence.assignments(nil))
-                        WHERE seq = \(current.seq)
-                        RETURNING *
-                        """)
-                case .failed(let failure):
-                    return try Self.fail(db, current, failure, now: now)
-                }
+                return try Self.fail(db, current, failure, now: now)
             }
         }
     }
