@@ -8,13 +8,9 @@ import Glibc
 #endif
 
 extension SpoolEngine {
-    /// Claims a dropped payload and records it. A payload that cannot run (a link, a FIFO, bad
-    /// metadata, too large) is recorded as failed with a marker that says why; it is kept.
-    public func admit(_ candidate: IntakeCandidate) async {
-        await admit([candidate])
-    }
-
-    /// Claims dropped payloads and records them all in one ledger transaction.
+    /// Claims dropped payloads and records them all in one ledger transaction. A payload that
+    /// cannot run (a link, a FIFO, bad metadata, too large) is recorded as failed with a marker
+    /// that says why; it is kept.
     public func admit(_ candidates: [IntakeCandidate]) async {
         await record(claim(candidates))
     }

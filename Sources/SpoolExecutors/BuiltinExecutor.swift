@@ -59,19 +59,21 @@ public struct BuiltinExecutor: ModelExecutor {
                 // Small payloads are read from the page cache faster than a thread hop, into a
                 // buffer no larger than they need (a fresh chunk-sized one costs an mmap).
                 let buffer = min(chunk, max(4096, Int(invocation.request.payloadBytes) + 1))
-                return Self.stream(model, input: input, output: output, chunkBytes: buffer, progress: progress, cancelled: CancellationFlag())
+                return Self.stream(model, input: input, output: output, chunkBytes: buffer, readsAhead: false, progress: progress, cancelled: CancellationFlag())
             }
             return await BlockingIO.run { flag in
-                Self.stream(model, input: input, output: output, chunkBytes: chunk, progress: progress, cancelled: flag)
+                Self.stream(model, input: input, output: output, chunkBytes: chunk, readsAhead: true, progress: progress, cancelled: flag)
             }
         }
     }
 
+    /// - Parameter readsAhead: ask the kernel for sequential read-ahead (worth a system call
+    ///   only for payloads larger than the inline limit).
     private static func stream(
-        _ model: Model, input: Int32, output: Int32, chunkBytes: Int,
+        _ model: Model, input: Int32, output: Int32, chunkBytes: Int, readsAhead: Bool,
         progress: @Sendable (Int64) -> Void, cancelled: CancellationFlag
     ) -> AttemptResult {
-        if chunkBytes >= 1 << 20 { _ = posix_fadvise(input, 0, 0, POSIX_FADV_SEQUENTIAL) }
+        if readsAhead { _ = posix_fadvise(input, 0, 0, POSIX_FADV_SEQUENTIAL) }
         do throws(FileIO.Error) {
             if model == .echo, let result = try copyInKernel(input: input, output: output, chunkBytes: chunkBytes, progress: progress, cancelled: cancelled) {
                 return result
