@@ -19,11 +19,6 @@ static inline int spool_start_writeback(int fd) {
     return (int)syscall(SYS_sync_file_range, fd, (long long)0, (long long)0, 2u);
 }
 
-/// syncfs(2): every dirty page and inode of the filesystem holding `fd` reaches the disk.
-static inline int spool_syncfs(int fd) {
-    return (int)syscall(SYS_syncfs, fd);
-}
-
 /// Sets ext2/3/4's "top of directory hierarchies" attribute (`chattr +T`) on a folder, so that
 /// the block allocator spreads the folders made in it to block groups of their own. Returns 0,
 /// or -1 where the filesystem has no such attribute (nothing changes then).

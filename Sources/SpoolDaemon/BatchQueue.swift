@@ -1,7 +1,7 @@
 import Synchronization
 
 /// Group commit: items wait here while the previous batch is being processed, and are then
-/// processed together. Finished attempts go through one (one `syncfs` for their outputs, one
+/// processed together. Finished attempts go through one (their outputs flushed together, one
 /// fsync per output folder, one ledger transaction), and so do dropped files (one ledger
 /// transaction for a burst), so a burst costs a few disk flushes and thread hand-offs per batch
 /// instead of several per file. Producers hand over an item and go on; a full queue makes them

@@ -1,7 +1,7 @@
 import Dispatch
 
-/// A thread of its own for a stage's blocking file-system work (a batch's fsync or syncfs, its
-/// renames). The cooperative pool has one thread per core; a task blocked there in `syncfs`
+/// A thread of its own for a stage's blocking file-system work (a batch's flushes, its
+/// renames). The cooperative pool has one thread per core; a task blocked there in `fdatasync`
 /// would leave every other task of the daemon one thread short for milliseconds.
 final class BlockingLane: Sendable {
     private let queue: DispatchQueue

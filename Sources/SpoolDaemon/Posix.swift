@@ -30,6 +30,11 @@ enum Posix {
         try retrying("fsync", path) { Glibc.fsync(fd) }
     }
 
+    /// Flushes a file's data and the metadata needed to read it back (its size), not its times.
+    static func fdatasync(_ fd: Int32, _ path: String) throws(Error) {
+        try retrying("fdatasync", path) { Glibc.fdatasync(fd) }
+    }
+
     static func rename(_ from: String, _ to: String) throws(Error) {
         try retrying("rename", to) { Glibc.rename(from, to) }
     }

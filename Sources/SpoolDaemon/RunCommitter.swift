@@ -84,18 +84,20 @@ final class RunCommitter: Sendable {
         await publisher.publish(finishedRows, on: lane)
     }
 
-    /// Makes the outputs' bytes durable: `fsync` for one, `syncfs` for several (one flush of the
-    /// filesystem instead of one per file; it also waits for whatever else is being written to
-    /// that filesystem, which a per-file fsync of hundreds of files would cost more than).
-    /// Closes every descriptor.
+    /// Makes the outputs' bytes durable, waiting for Spool's own data only: writeback of every
+    /// output starts first (`sync_file_range`, no waiting), then each is flushed with `fdatasync`,
+    /// which by then mostly waits for writes already under way. (`syncfs`, one flush for the
+    /// batch, also waits for everything else dirty on the filesystem: a neighbour writing
+    /// gigabytes there would stall every commit.) Closes every descriptor.
     private static func syncOutputs(_ batch: [FinishedRun], _ results: inout [AttemptResult]) {
         let open = batch.indices.filter { batch[$0].output >= 0 }
         defer { for i in open { close(batch[i].output) } }
-        if open.count > 1, spool_syncfs(batch[open[0]].output) == 0 { return }
-        // One output, or syncfs failed: fsync each, to tell which output did not make it.
+        if open.count > 1 {
+            for i in open { _ = spool_start_writeback(batch[i].output) }
+        }
         for i in open {
             do {
-                try Posix.fsync(batch[i].output, batch[i].partial)
+                try Posix.fdatasync(batch[i].output, batch[i].partial)
             } catch {
                 results[i] = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error)."))
             }
