@@ -28,7 +28,11 @@ let package = Package(
         .systemLibrary(name: "CSpoolSystem", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .target(
             name: "SpoolLedger",
-            dependencies: ["SpoolCore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "SpoolCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
         ),
         .target(name: "SpoolIntake", dependencies: ["SpoolCore"]),
         .target(

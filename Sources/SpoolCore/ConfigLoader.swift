@@ -67,6 +67,19 @@ public enum ConfigLoader {
             return b
         }
 
+        /// A retention period: an age string (`"14d"`), or `0` / `"0"` to keep everything (nil).
+        func retention(_ value: TOMLValue, _ key: String) throws(ConfigError) -> TimeInterval? {
+            if case .integer(0) = value { return nil }
+            guard case .string(let s) = value else {
+                throw fail(key, "must be an age like \"14d\" (s, m, h, d, w), or 0 to keep everything, not a \(value.typeName)")
+            }
+            if s == "0" { return nil }
+            guard let seconds = Age.parse(s), seconds > 0 else {
+                throw fail(key, "must be an age like \"14d\" (s, m, h, d, w), or 0 to keep everything, got \"\(s)\"")
+            }
+            return seconds
+        }
+
         func string(_ value: TOMLValue, _ key: String) throws(ConfigError) -> String {
             guard case .string(let s) = value else { throw fail(key, "must be a string, not a \(value.typeName)") }
             return s
@@ -105,11 +118,15 @@ public enum ConfigLoader {
             var config = SpoolConfig(endpoints: [])
             if let value = root["spool"] {
                 let t = try table(value, "spool")
-                try checkKeys(t, allowed: ["delete_succeeded_inputs", "keep_failed_inputs"], at: "spool")
+                try checkKeys(
+                    t, allowed: ["delete_succeeded_inputs", "keep_failed_inputs", "retain_finished", "retain_outputs"],
+                    at: "spool")
                 if let v = t["delete_succeeded_inputs"] {
                     config.deleteSucceededInputs = try bool(v, "spool.delete_succeeded_inputs")
                 }
                 if let v = t["keep_failed_inputs"] { config.keepFailedInputs = try bool(v, "spool.keep_failed_inputs") }
+                if let v = t["retain_finished"] { config.retainFinished = try retention(v, "spool.retain_finished") }
+                if let v = t["retain_outputs"] { config.retainOutputs = try bool(v, "spool.retain_outputs") }
             }
             if let value = root["http"] {
                 let t = try table(value, "http")

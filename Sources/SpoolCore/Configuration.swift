@@ -107,8 +107,16 @@ public struct SpoolConfig: Sendable, Equatable {
     public var endpoints: [EndpointConfig]
     /// Delete a payload once its request succeeds. Default true.
     public var deleteSucceededInputs = true
-    /// Keep payloads of failed requests for `spool retry` until `spool gc`. Default true.
+    /// Keep payloads of failed requests for `spool retry` until `spool gc` or retention.
+    /// Default true.
     public var keepFailedInputs = true
+    /// How long finished requests are kept (`[spool] retain_finished`): older ones lose their
+    /// ledger row and kept input, removed by the daemon in small batches. Default 14 days;
+    /// nil (`0`) keeps everything.
+    public var retainFinished: TimeInterval? = 14 * 86400
+    /// Whether retention removes the outputs and error markers of the requests it removes too
+    /// (`[spool] retain_outputs`). Default false: outputs and markers are the user's.
+    public var retainOutputs = false
     /// The HTTP API's settings (`[http]`).
     public var http = HTTPConfig()
     /// S3 bucket names the HTTP API maps to folders (`[buckets]`: `name = "/path"`); relative

@@ -54,6 +54,11 @@ public protocol Ledger: Sendable {
     /// Requests matching `query`, newest first.
     func list(_ query: LedgerQuery) async throws -> [InferenceRequest]
 
+    /// Finished requests whose finish time is before `cutoff`, earliest finish first, at most
+    /// `limit`: what retention and `spool gc` remove. Served by an index on the finish time, so a
+    /// batch costs the same however many requests the ledger holds.
+    func finished(before cutoff: Date, limit: Int) async throws -> [InferenceRequest]
+
     /// Counts by state and the oldest queued arrival, per endpoint.
     func queueStats() async throws -> [String: QueueStats]
 
@@ -187,14 +192,11 @@ public struct LedgerQuery: Sendable {
     public var states: [RequestState]?
     public var endpoint: String?
     public var limit: Int
-    /// Only requests whose finish time is before this date (for gc).
-    public var finishedBefore: Date?
 
-    public init(states: [RequestState]? = nil, endpoint: String? = nil, limit: Int = 100, finishedBefore: Date? = nil) {
+    public init(states: [RequestState]? = nil, endpoint: String? = nil, limit: Int = 100) {
         self.states = states
         self.endpoint = endpoint
         self.limit = limit
-        self.finishedBefore = finishedBefore
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import ServiceLifecycle
 import SpoolCore
@@ -59,6 +60,37 @@ struct MaintenanceService: Service {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             if Task.isCancelled || Task.isShuttingDownGracefully { return }
             await engine.recover()
+        }
+    }
+}
+
+/// Removes finished requests older than `[spool] retain_finished` (with their kept inputs, and
+/// their outputs and markers under `retain_outputs`), at start and then every `interval`, in
+/// small batches with a pause between them so that the queue's own writes never wait long.
+struct RetentionService: Service {
+    let engine: SpoolEngine
+    let period: TimeInterval
+    let interval: Duration
+    let clock: any Clock<Duration>
+    /// The wall clock that finish times are compared with.
+    let now: @Sendable () -> Date
+
+    func run() async throws {
+        let retention = Retention(layout: engine.layout, ledger: engine.ledger, removeOutputs: engine.config.retainOutputs)
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                let summary = try await retention.sweep(finishedBefore: now().addingTimeInterval(-period), between: {
+                    try? await cancelWhenGracefulShutdown { try await clock.sleep(for: .milliseconds(20)) }
+                })
+                if summary.requests > 0 {
+                    engine.logger.info("removed old finished requests", metadata: [
+                        "spool.count": "\(summary.requests)", "spool.files": "\(summary.files)",
+                    ])
+                }
+            } catch {
+                engine.logger.error("could not remove old finished requests", metadata: ["spool.error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await clock.sleep(for: interval) }
         }
     }
 }

@@ -13,6 +13,8 @@ public struct SpoolDaemon: Sendable {
         public var pollSeconds: Double?
         /// How long in-flight requests may run after SIGTERM before they go back to the queue.
         public var gracePeriod: Duration = .seconds(10)
+        /// How often finished requests past `[spool] retain_finished` are looked for.
+        public var retentionInterval: Duration = .seconds(60)
 
         public init(pollSeconds: Double? = nil) {
             self.pollSeconds = pollSeconds
@@ -52,6 +54,11 @@ public struct SpoolDaemon: Sendable {
         } else {
             try InotifyIntake(folders: engine.dropFolders)
         }
+        let retention: [ServiceGroupConfiguration.ServiceConfiguration] = engine.config.retainFinished.map { period in
+            [.init(service: RetentionService(
+                engine: engine, period: period, interval: options.retentionInterval, clock: ContinuousClock(), now: { Date() }),
+                serviceName: "retention")]
+        } ?? []
         // Shut down in reverse order: the notifier and the status file last, after the workers
         // have published what they finished.
         var configuration = ServiceGroupConfiguration(
@@ -61,7 +68,7 @@ public struct SpoolDaemon: Sendable {
                 .init(service: WorkerPoolService(engine: engine), serviceName: "workers"),
                 .init(service: MaintenanceService(engine: engine, interval: .seconds(5)), serviceName: "maintenance"),
                 .init(service: IntakeService(engine: engine, source: source), serviceName: "intake"),
-            ] + services,
+            ] + retention + services,
             gracefulShutdownSignals: signals,
             logger: logger
         )

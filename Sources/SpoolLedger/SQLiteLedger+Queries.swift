@@ -14,8 +14,7 @@ extension SQLiteLedger {
         }
     }
 
-    /// Requests matching `query`, newest arrival first; `finishedBefore` keeps only finished
-    /// requests whose finish time is strictly before it.
+    /// Requests matching `query`, newest arrival first.
     public func list(_ query: LedgerQuery) async throws -> [InferenceRequest] {
         var conditions: [SQL] = ["1"]
         if let states = query.states {
@@ -24,9 +23,6 @@ extension SQLiteLedger {
         if let endpoint = query.endpoint {
             conditions.append("endpoint = \(endpoint)")
         }
-        if let finishedBefore = query.finishedBefore {
-            conditions.append("finished_at < \(finishedBefore.millisecondsSince1970)")
-        }
         let filter = conditions.joined(separator: " AND ")
         let limit = max(0, query.limit)
         return try await read { db in
@@ -34,22 +30,38 @@ extension SQLiteLedger {
         }
     }
 
+    /// Finished requests whose finish time is strictly before `cutoff`, earliest finish first
+    /// (index `requests_finished_at`).
+    public func finished(before cutoff: Date, limit: Int) async throws -> [InferenceRequest] {
+        let limit = max(0, limit)
+        return try await read { db in
+            try Self.requests(db, """
+                SELECT * FROM requests
+                WHERE finished_at IS NOT NULL AND finished_at < \(cutoff.millisecondsSince1970)
+                ORDER BY finished_at, seq LIMIT \(limit)
+                """)
+        }
+    }
+
     /// Per endpoint that has requests: counts by state, and the arrival of the oldest queued one.
+    /// Reads the counts the triggers keep (`queue_counts`) and one index entry per endpoint with
+    /// a queue: the cost does not grow with the finished requests the ledger holds.
     public func queueStats() async throws -> [String: QueueStats] {
         try await read { db in
             var stats: [String: QueueStats] = [:]
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT endpoint, state, COUNT(*) AS count, MIN(received_at) AS oldest
-                FROM requests GROUP BY endpoint, state
-                """)
+            let rows = try Row.fetchCursor(db.cachedStatement(sql: """
+                SELECT endpoint, state, count FROM queue_counts WHERE count > 0
+                """))
             while let row = try rows.next() {
-                let endpoint: String = row["endpoint"]
-                let rawState: String = row["state"]
-                guard let state = RequestState(rawValue: rawState) else { continue }
-                stats[endpoint, default: QueueStats()].counts[state] = row["count"]
-                if state == .queued, let oldest = row["oldest"] as Int64? {
-                    stats[endpoint, default: QueueStats()].oldestQueuedAt = Date(millisecondsSince1970: oldest)
-                }
+                guard let state = RequestState(rawValue: row[1]) else { continue }
+                stats[row[0] as String, default: QueueStats()].counts[state] = row[2]
+            }
+            for (endpoint, endpointStats) in stats where endpointStats.count(.queued) > 0 {
+                let oldest = try Int64.fetchOne(db.cachedStatement(sql: """
+                    SELECT received_at FROM requests WHERE state = 'queued' AND endpoint = ?
+                    ORDER BY seq LIMIT 1
+                    """), arguments: [endpoint])
+                stats[endpoint]?.oldestQueuedAt = oldest.map(Date.init(millisecondsSince1970:))
             }
             return stats
         }

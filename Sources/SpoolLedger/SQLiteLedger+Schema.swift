@@ -15,6 +15,9 @@ extension SQLiteLedger {
         migrator.registerMigration("v2") { db in
             try db.execute(sql: v2)
         }
+        migrator.registerMigration("v3") { db in
+            try db.execute(sql: v3)
+        }
         return migrator
     }
 
@@ -84,5 +87,40 @@ extension SQLiteLedger {
             value INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (endpoint, name)
         ) WITHOUT ROWID;
+        """
+
+    /// Costs that do not grow with history. `queue_counts` holds how many requests each endpoint
+    /// has in each state, kept by triggers in the same transaction as every insert, state change
+    /// and delete of `requests`, so the queue's counts are a read of a few rows however many
+    /// finished requests the ledger holds. `requests_latency` serves the latency window of
+    /// `spool stats` (the most recent finishes of one endpoint) from the index alone.
+    private static let v3 = """
+        CREATE TABLE queue_counts (
+            endpoint TEXT NOT NULL,
+            state TEXT NOT NULL
+                CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'expired', 'cancelled')),
+            count INTEGER NOT NULL CHECK (count >= 0),
+            PRIMARY KEY (endpoint, state)
+        ) WITHOUT ROWID;
+        INSERT INTO queue_counts (endpoint, state, count)
+            SELECT endpoint, state, COUNT(*) FROM requests GROUP BY endpoint, state;
+        CREATE TRIGGER requests_count_insert AFTER INSERT ON requests
+        BEGIN
+            INSERT INTO queue_counts (endpoint, state, count) VALUES (NEW.endpoint, NEW.state, 1)
+                ON CONFLICT (endpoint, state) DO UPDATE SET count = count + 1;
+        END;
+        CREATE TRIGGER requests_count_delete AFTER DELETE ON requests
+        BEGIN
+            UPDATE queue_counts SET count = count - 1 WHERE endpoint = OLD.endpoint AND state = OLD.state;
+        END;
+        CREATE TRIGGER requests_count_update AFTER UPDATE OF state, endpoint ON requests
+            WHEN OLD.state IS NOT NEW.state OR OLD.endpoint IS NOT NEW.endpoint
+        BEGIN
+            UPDATE queue_counts SET count = count - 1 WHERE endpoint = OLD.endpoint AND state = OLD.state;
+            INSERT INTO queue_counts (endpoint, state, count) VALUES (NEW.endpoint, NEW.state, 1)
+                ON CONFLICT (endpoint, state) DO UPDATE SET count = count + 1;
+        END;
+        CREATE INDEX requests_latency ON requests (endpoint, finished_at, received_at, started_at)
+            WHERE started_at IS NOT NULL AND state IN ('succeeded', 'failed');
         """
 }

@@ -19,11 +19,16 @@ public final class SQLiteLedger: Ledger {
     public static let defaultBusyTimeout: TimeInterval = 30
 
     private let pool: DatabasePool
+    /// Counts the work of every statement, when the ledger was opened with one (tests).
+    private let meter: StatementMeter?
 
     /// Opens (or creates) the ledger at `path`, creating its parent directories, and brings its
-    /// schema up to date.
+    /// schema up to date. With a `meter`, every statement's work is counted in it.
     /// - Throws: `LedgerError.storage` when the file cannot be opened or migrated.
-    public init(path: String, busyTimeout: TimeInterval = SQLiteLedger.defaultBusyTimeout) throws {
+    public init(
+        path: String, busyTimeout: TimeInterval = SQLiteLedger.defaultBusyTimeout, meter: StatementMeter? = nil
+    ) throws {
+        self.meter = meter
         do {
             let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -35,6 +40,9 @@ public final class SQLiteLedger: Ledger {
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         configuration.label = "spool.ledger"
+        if let meter {
+            configuration.prepareDatabase { db in meter.attach(to: db) }
+        }
         // GRDB opens a pool in WAL mode with `PRAGMA synchronous = NORMAL`: durable against
         // application crashes, consistent on power loss, where only the last commits may be lost.
         do {

@@ -26,7 +26,7 @@ struct Events: AsyncParsableCommand {
     }
 
     static func parseSince(_ text: String, now: Date) -> String? {
-        if let age = Duration.parseAge(text) { return Timestamp.string(now.addingTimeInterval(-age)) }
+        if let age = Age.parse(text) { return Timestamp.string(now.addingTimeInterval(-age)) }
         let formatter = ISO8601DateFormatter()
         for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
             formatter.formatOptions = options
@@ -113,21 +113,6 @@ struct LineFollower {
             let line = partial[partial.startIndex..<newline]
             if !line.isEmpty { lines.append(Data(line)) }
             partial = Data(partial[(newline + 1)...])
-        }
-    }
-}
-
-extension Duration {
-    /// Seconds in an age like `30s`, `10m`, `2h`, `7d`, `1w`.
-    static func parseAge(_ text: String) -> TimeInterval? {
-        guard let unit = text.last, let value = Double(text.dropLast()), value >= 0 else { return nil }
-        switch unit {
-        case "s": return value
-        case "m": return value * 60
-        case "h": return value * 3600
-        case "d": return value * 86400
-        case "w": return value * 604_800
-        default: return nil
         }
     }
 }

@@ -3,10 +3,6 @@ import Foundation
 import SpoolCore
 import SpoolDaemon
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 struct GC: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gc",
@@ -22,55 +18,24 @@ struct GC: AsyncParsableCommand {
     var dryRun = false
 
     func validate() throws {
-        if Duration.parseAge(olderThan) == nil {
+        if Age.parse(olderThan) == nil {
             throw ValidationError("--older-than takes an age like 30s, 10m, 2h, 7d or 1w, not \"\(olderThan)\"")
         }
     }
 
     func run() async throws {
-        let ledger = try options.openLedger()
-        let layout = options.layout
-        let cutoff = Date().addingTimeInterval(-Duration.parseAge(olderThan)!)
-        let terminal = RequestState.allCases.filter(\.isTerminal)
-        var removedRequests = 0
-        var removedFiles = 0
-        while true {
-            // A dry run deletes nothing, so it lists everything at once instead of in batches.
-            let batch = try await ledger.list(LedgerQuery(states: terminal, limit: dryRun ? 10_000_000 : 1000, finishedBefore: cutoff))
-            if batch.isEmpty { break }
-            for request in batch {
-                removedFiles += remove(layout.path(request.claimDirectory), unlessNewerThan: nil)
-                // A later request for the same path may have replaced the output or marker:
-                // only files no newer than this request's end are its own.
-                let end = (request.finishedAt ?? cutoff).addingTimeInterval(1)
-                removedFiles += remove(layout.path(request.outputLocation), unlessNewerThan: end)
-                removedFiles += remove(layout.path(request.failureLocation), unlessNewerThan: end)
-            }
-            if dryRun {
-                removedRequests += batch.count
-                break
-            }
-            removedRequests += try await ledger.delete(ids: batch.map(\.id))
+        let retention = Retention(layout: options.layout, ledger: try options.openLedger(), removeOutputs: true)
+        let cutoff = Date().addingTimeInterval(-Age.parse(olderThan)!)
+        let dryRun = self.dryRun
+        let summary = try await retention.sweep(finishedBefore: cutoff, batchSize: 1000, dryRun: dryRun) { path in
+            if dryRun { Output.line("  \(path)") }
         }
-        let verb = dryRun ? "would remove" : "removed"
         if options.json {
             struct Summary: Encodable { var requests: Int; var files: Int; var dryRun: Bool }
-            Output.json(Summary(requests: removedRequests, files: removedFiles, dryRun: dryRun))
+            Output.json(Summary(requests: summary.requests, files: summary.files, dryRun: dryRun))
         } else {
-            Output.line("\(verb) \(removedRequests) finished requests and \(removedFiles) files older than \(olderThan)")
+            let verb = dryRun ? "would remove" : "removed"
+            Output.line("\(verb) \(summary.requests) finished requests and \(summary.files) files older than \(olderThan)")
         }
-    }
-
-    /// Removes a file or folder (never following links) unless it changed after `limit`.
-    /// Returns 1 if something was (or, with --dry-run, would be) removed.
-    func remove(_ path: String, unlessNewerThan limit: Date?) -> Int {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return 0 }
-        if let limit, Double(info.st_mtim.tv_sec) > limit.timeIntervalSince1970 { return 0 }
-        if dryRun {
-            Output.line("  \(path)")
-            return 1
-        }
-        return (try? FileManager.default.removeItem(atPath: path)) != nil ? 1 : 0
     }
 }

@@ -34,7 +34,10 @@ struct Init: ParsableCommand {
         #
         # [spool]
         # delete_succeeded_inputs = true    # remove a payload once its request succeeds
-        # keep_failed_inputs = true         # keep failed payloads for `spool retry` until `spool gc`
+        # keep_failed_inputs = true         # keep failed payloads for `spool retry` until removed
+        # retain_finished = "14d"           # finished requests older than this are removed (their
+        #                                   # ledger rows and kept inputs); 0 keeps everything
+        # retain_outputs = false            # true: their outputs and error markers are removed too
 
         [endpoints.default]
         model = { builtin = "sha256" }      # builtin: echo, sha256, wc (fail, sleep: test helpers)

@@ -99,6 +99,26 @@ import Testing
         #expect(cmd.notifications.includeInferenceResponse)
     }
 
+    @Test func retentionDefaultsToFourteenDaysAndReadsAgesAndZero() throws {
+        #expect(try parse("").retainFinished == 14 * 86400)
+        #expect(try parse("").retainOutputs == false)
+        #expect(try parse("[spool]\nretain_finished = \"36h\"\n").retainFinished == 36 * 3600)
+        #expect(try parse("[spool]\nretain_finished = 0\n").retainFinished == nil)
+        #expect(try parse("[spool]\nretain_finished = \"0\"\n").retainFinished == nil)
+        #expect(try parse("[spool]\nretain_outputs = true\n").retainOutputs)
+    }
+
+    @Test(arguments: ["retain_finished = 7", "retain_finished = \"7\"", "retain_finished = \"-1d\"",
+                      "retain_finished = \"0d\"", "retain_finished = true", "retain_outputs = \"yes\""])
+    func badRetentionIsRefusedNamingTheKey(line: String) {
+        do {
+            _ = try parse("[spool]\n\(line)\n")
+            Issue.record("accepted \(line)")
+        } catch {
+            #expect(error.key == "spool." + line.prefix { $0 != " " })
+        }
+    }
+
     @Test func unknownKeyIsRefusedWithFileKeyAndReason() {
         do {
             _ = try parse("[endpoints.default]\nchunk_size = 5\n")

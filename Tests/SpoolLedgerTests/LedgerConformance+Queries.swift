@@ -5,6 +5,7 @@ import Testing
 extension LedgerConformance {
     static let queries: [LedgerCheck] = [
         LedgerCheck("list filters, newest first") { try await $0.listFiltersNewestFirst() },
+        LedgerCheck("finished before a time, earliest first") { try await $0.finishedBeforeEarliestFirst() },
         LedgerCheck("queue stats per endpoint") { try await $0.queueStatsPerEndpoint() },
         LedgerCheck("unknown claim tokens") { try await $0.unknownClaimTokens() },
         LedgerCheck("unnotified and markNotified") { try await $0.unnotifiedAndMarkNotified() },
@@ -25,8 +26,19 @@ extension LedgerConformance {
         #expect(try await ledger.list(LedgerQuery(states: [.cancelled])).map(\.id) == ["b1", "a1"])
         #expect(try await ledger.list(LedgerQuery(states: [.queued], endpoint: "b")).isEmpty)
         #expect(try await ledger.list(LedgerQuery(states: [])).isEmpty)
-        #expect(try await ledger.list(LedgerQuery(finishedBefore: Self.at(20))).map(\.id) == ["a1"])
-        #expect(try await ledger.list(LedgerQuery(finishedBefore: Self.at(21))).map(\.id) == ["b1", "a1"])
+    }
+
+    func finishedBeforeEarliestFirst() async throws {
+        let ledger = try makeLedger()
+        try await Self.admit([Self.request("a1"), Self.request("a2"), Self.request("a3"), Self.request("a4")], to: ledger)
+        _ = try await ledger.cancel(id: "a3", now: Self.at(10))
+        _ = try await ledger.cancel(id: "a1", now: Self.at(20))
+        _ = try await ledger.cancel(id: "a2", now: Self.at(30))
+
+        #expect(try await ledger.finished(before: Self.at(10), limit: 10).isEmpty)
+        #expect(try await ledger.finished(before: Self.at(20), limit: 10).map(\.id) == ["a3"])
+        #expect(try await ledger.finished(before: Self.at(31), limit: 10).map(\.id) == ["a3", "a1", "a2"])
+        #expect(try await ledger.finished(before: Self.at(31), limit: 2).map(\.id) == ["a3", "a1"])
     }
 
     func queueStatsPerEndpoint() async throws {
