@@ -51,13 +51,19 @@ public final class InferenceIDGenerator: Sendable {
     }
 }
 
-/// Rules for user-given inference ids (SageMaker: 1–64 printable ASCII characters).
+/// Rules for user-given inference ids, the same for `spool invoke`, sidecars and HTTP:
+/// SageMaker's (1–64 printable ASCII characters without spaces), and, because Spool names the
+/// payload and the output of a submitted request after its id, no `/` and no leading `.`
+/// (which refuses `.`, `..`, hidden names and the reserved `.sidecar.json`).
 public enum InferenceIDRules {
+    /// Why `id` is refused, or nil when it is valid.
     public static func validate(_ id: String) -> String? {
         if id.isEmpty || id.utf8.count > 64 { return "InferenceId must be 1 to 64 characters long" }
         if !id.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) {
             return "InferenceId must be printable ASCII without spaces"
         }
+        if id.contains("/") { return "InferenceId must not contain \"/\": Spool names the output file after it" }
+        if id.hasPrefix(".") { return "InferenceId must not start with \".\": Spool names the output file after it" }
         return nil
     }
 }

@@ -15,3 +15,17 @@ final class AtomicFlag: Sendable {
     func load() -> Bool { atomic.load(ordering: .relaxed) }
     func set() { atomic.store(true, ordering: .relaxed) }
 }
+
+/// A weak reference that can be set after it is captured: lets a component made in an
+/// initializer call back into the object being initialized without keeping it alive.
+final class WeakReference<Object: AnyObject & Sendable>: Sendable {
+    private struct Holder: Sendable { weak var object: Object? }
+    private let holder = Mutex(Holder())
+
+    init() {}
+
+    var value: Object? {
+        get { holder.withLock { $0.object } }
+        set { holder.withLock { $0.object = newValue } }
+    }
+}

@@ -10,7 +10,8 @@ extension SpoolEngine {
     /// 1. Requests left `running` by a dead owner go back to the queue without using an attempt.
     /// 2. Claims a dead process made but never recorded (it died between the rename and the ledger
     ///    insert) are recorded now: the claim folder keeps the payload's relative path.
-    /// 3. Finished requests whose marker, payload removal or event was not done are published.
+    /// 3. Copies of submitted payloads a dead process had not claimed yet are removed.
+    /// 4. Finished requests whose marker, payload removal or event was not done are published.
     public func recover(settleSeconds: TimeInterval = 5) async {
         do {
             for dead in try await ledger.runningOwners() where dead != owner && !OwnerLock.isAlive(layout: layout, owner: dead) {
@@ -22,6 +23,7 @@ extension SpoolEngine {
             logger.error("could not rescue running requests", metadata: ["spool.error": "\(error)"])
         }
         await recordOrphanedClaims()
+        removeStaleSubmissions()
         await publishUnnotified(settleSeconds: settleSeconds)
         publisher.trash.emptyIfDue()
     }

@@ -1,36 +1,123 @@
+import CSpoolSystem
 import Foundation
 import SpoolCore
 import SpoolIntake
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 extension SpoolEngine {
-    /// Queues a payload read from `input` (a file or standard input) on `endpoint`, as
-    /// `spool invoke` does. The payload is copied in bounded chunks to a temporary file, then
-    /// renamed into a claim, so a crash never leaves a partial payload that looks complete.
-    /// Its input path is the inference id, so its output is `outputs/<id>.out`.
+    /// Queues a payload read from `input` (a file or standard input), as `spool invoke` and an
+    /// HTTP `InputLocation` do: see `submit(endpoint:metadata:source:write:)`.
     public func submit(from input: Int32, endpoint: EndpointConfig, metadata: RequestMetadata, source: RequestSource) async throws -> InferenceRequest? {
+        try await submit(endpoint: endpoint, metadata: metadata, source: source) { fd, path in
+            try Self.copyStream(from: input, to: fd, chunkBytes: endpoint.chunkBytes, path: path)
+        }
+    }
+
+    /// Queues a payload that `write` puts into a fresh file (given as descriptor and path).
+    ///
+    /// The file is `.spool/partial/.<id>.<owner>.submit` until it is whole and durable, then it
+    /// is renamed into a claim, so a crash never leaves a partial payload that looks complete
+    /// (and recovery removes the temporary files of dead owners). Submissions made at the same
+    /// time are made durable, claimed and recorded together (group commit: one ledger
+    /// transaction for the batch). The input path is the inference id, so the output is
+    /// `outputs/<id>.out`. Returns the stored request, or nil when the ledger failed.
+    public func submit(
+        endpoint: EndpointConfig, metadata: RequestMetadata, source: RequestSource,
+        write: (_ fd: Int32, _ path: String) throws -> Void
+    ) async throws -> InferenceRequest? {
         let id = metadata.inferenceId ?? ids.next()
         var metadata = metadata
         metadata.inferenceId = id
-        let temporary = layout.path("\(SpoolLayout.partialDirectory)/.\(id).submit")
-        let fd = try Posix.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
+        if let reason = InferenceIDRules.validate(id) { throw Posix.Error(call: "submit", path: reason, errno: EINVAL) }
+        let temporary = layout.path("\(SpoolLayout.partialDirectory)/.\(id).\(owner)\(Self.submitSuffix)")
+        let fd = try Posix.open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         do {
-            try copyStream(from: input, to: fd, chunkBytes: endpoint.chunkBytes, path: temporary)
-            try Posix.fsync(fd, temporary)
-            close(fd)
+            try write(fd, temporary)
         } catch {
             close(fd)
             _ = unlink(temporary)
             throw error
         }
-        let claimed = try claimer.adopt(file: temporary, endpoint: endpoint.name, relativePath: id)
-        return await record(claimed, endpoint: endpoint, source: source, metadata: metadata)
+        let reply = Reply<Result<InferenceRequest?, any Error>>()
+        await submissions.submit(PendingSubmission(
+            temporary: temporary, fd: fd, endpoint: endpoint, metadata: metadata, source: source, reply: reply))
+        return try await reply.value.get()
     }
 
-    private func copyStream(from input: Int32, to output: Int32, chunkBytes: Int, path: String) throws {
+    /// The ending of a submitted payload's temporary file.
+    static let submitSuffix = ".submit"
+
+    /// A payload written in full, waiting for its group commit.
+    struct PendingSubmission: Sendable {
+        var temporary: String
+        /// Open for writing; closed by the commit.
+        var fd: Int32
+        var endpoint: EndpointConfig
+        var metadata: RequestMetadata
+        var source: RequestSource
+        var reply: Reply<Result<InferenceRequest?, any Error>>
+    }
+
+    /// Commits a batch of submissions: every payload's bytes reach the disk (writeback started
+    /// for all, then `fdatasync` each), each is renamed into a claim, and all are recorded in one
+    /// ledger transaction.
+    func commitSubmissions(_ batch: [PendingSubmission], lane: BlockingLane) async {
+        let claims = await lane.run { [claimer] in
+            if batch.count > 1 {
+                for item in batch { _ = spool_start_writeback(item.fd) }
+            }
+            return batch.map { item -> Result<ClaimedPayload, any Error> in
+                defer { close(item.fd) }
+                do {
+                    try Posix.fdatasync(item.fd, item.temporary)
+                    return .success(try claimer.adopt(file: item.temporary, endpoint: item.endpoint.name, relativePath: item.metadata.inferenceId!))
+                } catch {
+                    _ = unlink(item.temporary)
+                    return .failure(error)
+                }
+            }
+        }
+        var pending: [PendingRecord] = []
+        var positions: [Int] = []
+        for (i, (item, claim)) in zip(batch, claims).enumerated() {
+            switch claim {
+            case .success(let claimed):
+                pending.append(PendingRecord(claimed: claimed, endpoint: item.endpoint, source: item.source, metadata: item.metadata))
+                positions.append(i)
+            case .failure(let error):
+                item.reply.resolve(.failure(error))
+            }
+        }
+        let stored = await record(pending)
+        for (i, request) in zip(positions, stored) {
+            batch[i].reply.resolve(.success(request))
+        }
+    }
+
+    /// Removes the temporary files of submissions whose process died before it claimed them
+    /// (`kill -9` during a copy): they are in no claim and no ledger row.
+    func removeStaleSubmissions() {
+        let directory = layout.path(SpoolLayout.partialDirectory)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        var alive: [String: Bool] = [owner: true]
+        for name in names where name.hasPrefix(".") && name.hasSuffix(Self.submitSuffix) {
+            let stem = name.dropLast(Self.submitSuffix.count)
+            guard let dot = stem.lastIndex(of: ".") else { continue }
+            let fileOwner = String(stem[stem.index(after: dot)...])
+            let isAlive = alive[fileOwner] ?? OwnerLock.isAlive(layout: layout, owner: fileOwner)
+            alive[fileOwner] = isAlive
+            if !isAlive {
+                _ = unlink(directory + "/" + name)
+                logger.notice("removed a payload copy left by a stopped process", metadata: ["spool.file": "\(name)"])
+            }
+        }
+    }
+
+    private static func copyStream(from input: Int32, to output: Int32, chunkBytes: Int, path: String) throws {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkBytes, alignment: 4096)
         defer { buffer.deallocate() }
         while true {
@@ -41,6 +128,36 @@ extension SpoolEngine {
             }
             if n == 0 { return }
             try Posix.writeAll(output, Data(bytesNoCopy: buffer.baseAddress!, count: n, deallocator: .none), path)
+        }
+    }
+}
+
+/// A value one task sets and another awaits (a reply to a submission).
+final class Reply<Value: Sendable>: Sendable {
+    private let state = Mutex<(value: Value?, waiter: CheckedContinuation<Value, Never>?)>((nil, nil))
+
+    /// Sets the value and wakes the waiter; later calls are ignored.
+    func resolve(_ value: Value) {
+        let waiter = state.withLock { s -> CheckedContinuation<Value, Never>? in
+            guard s.value == nil else { return nil }
+            s.value = value
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume(returning: value)
+    }
+
+    /// The value, once it is set.
+    var value: Value {
+        get async {
+            await withCheckedContinuation { continuation in
+                let ready = state.withLock { s -> Value? in
+                    if let value = s.value { return value }
+                    s.waiter = continuation
+                    return nil
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
         }
     }
 }

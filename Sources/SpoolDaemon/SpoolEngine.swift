@@ -22,6 +22,8 @@ public final class SpoolEngine: Sendable {
     let logger: Logger
     /// Finished attempts on their way to the disk, the ledger and the publisher.
     let commits: RunCommitter
+    /// Submitted payloads (`invoke`, HTTP) on their way to a claim and the ledger.
+    let submissions: BatchQueue<PendingSubmission>
     /// Requests this process admitted or ran, in order, without repeats (for `drain`'s report).
     let handled = Mutex<(ids: [String], seen: Set<String>)>(([], []))
 
@@ -62,6 +64,10 @@ public final class SpoolEngine: Sendable {
         // synchronous=NORMAL), and a process crash loses nothing the page cache holds.
         claimer = PayloadClaimer(layout: layout, ids: ids, owner: ownerLock.owner, syncsDirectories: false, folders: folders)
         commits = RunCommitter(layout: layout, ledger: ledger, publisher: publisher, owner: ownerLock.owner, logger: logger)
+        let submitting = BlockingLane("spool.submit")
+        let engine = WeakReference<SpoolEngine>()
+        submissions = BatchQueue(limit: 256) { batch in await engine.value?.commitSubmissions(batch, lane: submitting) }
+        engine.value = self
     }
 
     /// Token folders and output files made ahead of a burst (see `FolderPool` and `Trash`).

@@ -35,21 +35,20 @@ final class AsyncInvocations: Sendable {
             throw APIError.validation("Endpoint \(invocation.endpoint) not found (configured: \(known)).")
         }
         let scheme: LocationScheme
-        let fd: Int32
+        var input: Int32 = -1
         let body = try await Self.collectBody(request)
         if let location = invocation.inputLocation {
             guard body.readableBytes == 0 else {
                 throw APIError.validation("Give the payload either as InputLocation or as the request body, not both.")
             }
-            (fd, scheme) = try resolver.open(location)
+            (input, scheme) = try resolver.open(location)
         } else {
             guard body.readableBytes > 0 else {
                 throw APIError.validation("InputLocation is required (or send a payload of up to \(Invocation.maxInlineBytes) bytes as the body).")
             }
-            fd = try spill(body)
             scheme = .inline
         }
-        defer { close(fd) }
+        defer { if input >= 0 { close(input) } }
         let id = invocation.metadata.inferenceId
         if let id { await lock(id) }
         defer { if let id { unlock(id) } }
@@ -59,7 +58,14 @@ final class AsyncInvocations: Sendable {
         try await checkCapacity()
         let queued: InferenceRequest?
         do {
-            queued = try await engine.submit(from: fd, endpoint: endpoint, metadata: invocation.metadata, source: .http)
+            if input >= 0 {
+                queued = try await engine.submit(from: input, endpoint: endpoint, metadata: invocation.metadata, source: .http)
+            } else {
+                // The body is written once, straight into the file that becomes the claim.
+                queued = try await engine.submit(endpoint: endpoint, metadata: invocation.metadata, source: .http) { fd, path in
+                    try Self.write(body, to: fd, path: path)
+                }
+            }
         } catch {
             throw APIError.internalFailure("The payload could not be queued: \(error)")
         }
@@ -116,27 +122,22 @@ final class AsyncInvocations: Sendable {
         return buffer
     }
 
-    /// Writes an inline body to an unlinked file in `.spool/partial` and returns it rewound.
-    private func spill(_ body: ByteBuffer) throws -> Int32 {
-        let path = engine.layout.path("\(SpoolLayout.partialDirectory)/.http-\(UUID().uuidString)")
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw APIError.internalFailure("Cannot buffer the body in \(path): \(String(cString: strerror(errno))).") }
-        unlink(path)
-        var written = 0
-        let ok = body.readableBytesView.withContiguousStorageIfAvailable { bytes in
+    /// Writes an inline body to `fd`.
+    static func write(_ body: ByteBuffer, to fd: Int32, path: String) throws {
+        var failure: Int32 = 0
+        body.withUnsafeReadableBytes { bytes in
+            var written = 0
             while written < bytes.count {
-                let n = write(fd, bytes.baseAddress! + written, bytes.count - written)
+                let n = Glibc.write(fd, bytes.baseAddress! + written, bytes.count - written)
                 if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return false }
+                if n <= 0 {
+                    failure = n < 0 ? errno : EIO
+                    return
+                }
                 written += n
             }
-            return true
-        } ?? false
-        guard ok, lseek(fd, 0, SEEK_SET) == 0 else {
-            close(fd)
-            throw APIError.internalFailure("Cannot buffer the body: \(String(cString: strerror(errno))).")
         }
-        return fd
+        if failure != 0 { throw APIError.internalFailure("Cannot write the body to \(path): \(String(cString: strerror(failure))).") }
     }
 
     private func lock(_ id: String) async {

@@ -39,9 +39,6 @@ struct Invocation: Sendable, Equatable {
             requestTTLSeconds: try integer(.sageMakerRequestTTLSeconds, "RequestTTLSeconds"),
             invocationTimeoutSeconds: try integer(.sageMakerInvocationTimeoutSeconds, "InvocationTimeoutSeconds")
         )
-        if let id = metadata.inferenceId, id.contains("/") {
-            throw .validation("InferenceId must not contain \"/\": Spool names the output file after it")
-        }
         if let reason = metadata.validationError() { throw .validation(reason) }
         let input = headers[.sageMakerInputLocation]
         if let input, input.isEmpty || input.utf8.count > 1024 {

@@ -94,7 +94,8 @@ import Testing
         #expect(early < late)
     }
 
-    @Test(arguments: ["", String(repeating: "a", count: 65), "has space", "tab\t", "é"])
+    @Test(arguments: ["", String(repeating: "a", count: 65), "has space", "tab\t", "é", "/../../../x", "a/b", ".", "..",
+                      ".sidecar.json", ".hidden"])
     func invalidUserIdsAreRefused(id: String) {
         #expect(InferenceIDRules.validate(id) != nil)
     }

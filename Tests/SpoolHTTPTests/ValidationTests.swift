@@ -16,6 +16,10 @@ extension HTTPAPITests {
             ("InferenceId with a space", "default", ["Inference-Id": "a b"], Data("x".utf8)),
             ("InferenceId not ASCII", "default", ["Inference-Id": "café"], Data("x".utf8)),
             ("InferenceId with a slash", "default", ["Inference-Id": "a/b"], Data("x".utf8)),
+            ("InferenceId climbing out", "default", ["Inference-Id": "/../../../x"], Data("x".utf8)),
+            ("InferenceId .", "default", ["Inference-Id": "."], Data("x".utf8)),
+            ("InferenceId ..", "default", ["Inference-Id": ".."], Data("x".utf8)),
+            ("InferenceId .sidecar.json", "default", ["Inference-Id": ".sidecar.json"], Data("x".utf8)),
             ("CustomAttributes 1025 characters", "default", ["Custom-Attributes": String(repeating: "c", count: 1025)], Data("x".utf8)),
             ("CustomAttributes not ASCII", "default", ["Custom-Attributes": "naïve"], Data("x".utf8)),
             ("unknown endpoint", "nosuch", [:], Data("x".utf8)),
@@ -39,6 +43,8 @@ extension HTTPAPITests {
                 expectError(both, "InputLocation and a body")
                 let all = try await server.daemon.engine.ledger.list(.init(limit: 100))
                 #expect(all.isEmpty, "nothing invalid is recorded")
+                let partial = try FileManager.default.contentsOfDirectory(atPath: server.root + "/.spool/partial")
+                #expect(partial.isEmpty, "no copy of a refused payload is left behind: \(partial)")
             }
         }
 

@@ -101,6 +101,8 @@ extension IntegrationTests {
             [
                 ("invoke", [root.base + "/in.bin", "--ttl", "5"], "ttl"),
                 ("invoke", [root.base + "/in.bin", "--inference-id", ""], "inference"),
+                ("invoke", [root.base + "/in.bin", "--inference-id", "/../../../escaped"], "inference"),
+                ("invoke", [root.base + "/in.bin", "--inference-id", ".."], "inference"),
                 ("invoke", [root.base + "/in.bin", "--endpoint", "nope"], "nope"),
                 ("wait", ["no-such-id"], "no-such-id"),
                 ("cat", ["no-such-id"], "no-such-id"),
@@ -121,6 +123,7 @@ extension IntegrationTests {
                 #expect(!looksLikeACrash(result.stderr) && result.stdout.isEmpty)
             }
             #expect(try await root.list().isEmpty, "invalid invocations queue nothing")
+            #expect(!Files.exists(root.base + "/escaped") && !Files.exists("/escaped"), "nothing is written outside the root")
         }
 
         @Test("a usage error is reported in one line (README: \"Usage errors exit 2 with one line naming the problem\")",

@@ -56,6 +56,7 @@ extension IntegrationTests {
                 ("x.txt", #"{"RequestTTLSeconds": 5}"#, "RequestTTLSeconds"),
                 ("colour.txt", #"{"Colour": "red"}"#, "Colour"),
                 ("garbled.txt", "this is not JSON", "JSON"),
+                ("climb.txt", #"{"InferenceId": "../../etc/x"}"#, "InferenceId"),
             ]
             for (name, sidecar, _) in cases {
                 try Files.write(root.incoming + "/" + name + ".meta.json", sidecar)
@@ -76,8 +77,8 @@ extension IntegrationTests {
                 #expect(!Files.exists(root.output(name + ".meta.json")) && !Files.exists(root.marker(name + ".meta.json")),
                         "a sidecar is never a payload")
             }
-            try await root.waitUntil("the events") { try root.events().count >= 5 }
-            #expect(try root.events().filter { $0.failureCode == "InvalidRequest" }.count == 3)
+            try await root.waitUntil("the events") { try root.events().count >= cases.count + 2 }
+            #expect(try root.events().filter { $0.failureCode == "InvalidRequest" }.count == cases.count)
             #expect(Files.files(under: root.incoming).isEmpty, "sidecars leave incoming/ with their payload")
         }
 

@@ -112,6 +112,34 @@ extension IntegrationTests {
             #expect(try root.events().filter { $0.inferenceId == running.InferenceId }.count == 1)
         }
 
+        @Test("kill -9 of spool invoke in the middle of a copy leaves no payload copy behind once a daemon starts",
+              .timeLimit(.minutes(2)))
+        func killNineDuringInvokeCopy() async throws {
+            let root = try SpoolRoot(config: config(model: "echo"))
+            _ = try await root.run("init", [root.path], withRoot: false)
+            let fifo = root.base + "/stdin.fifo"
+            guard mkfifo(fifo, 0o600) == 0 else { throw HarnessError("mkfifo: errno \(errno)") }
+            // Held open for writing, so the invoke's read of its standard input blocks mid-copy.
+            let writer = open(fifo, O_RDWR)
+            defer { close(writer) }
+            let partial = root.path + "/.spool/partial"
+            let invoke = try root.spawn("invoke", ["-"], stdin: fifo)
+            let chunk = [UInt8](repeating: 0x61, count: 64 * 1024)
+            #expect(write(writer, chunk, chunk.count) == chunk.count)
+            func copies() -> [String] {
+                ((try? FileManager.default.contentsOfDirectory(atPath: partial)) ?? []).filter { $0.hasSuffix(".submit") }
+            }
+            try await root.waitUntil("a partial copy of the payload") {
+                copies().contains { Files.read(partial + "/" + $0)?.count == chunk.count }
+            }
+            invoke.send(SIGKILL)
+            #expect(try await invoke.waitForExit() == 128 + SIGKILL)
+
+            _ = try root.serve()
+            try await root.waitUntil("the copy removed") { copies().isEmpty }
+            #expect(try await root.list().isEmpty, "nothing was queued")
+        }
+
         @Test("a daemon and spool drain on one root at once: 500 files, each run exactly once", .timeLimit(.minutes(4)))
         func daemonAndDrainShareARoot() async throws {
             let count = 500
