@@ -110,6 +110,9 @@ public enum ConfigLoader {
             guard !s.hasPrefix("/"), !parts.isEmpty, !parts.contains(".."), parts.first != ".spool" else {
                 throw fail(key, "must be a folder inside the spool root (relative, no '..', not under .spool), got \"\(s)\"")
             }
+            if let first = parts.first, SpoolLayout.rootFiles.contains(String(first)) {
+                throw fail(key, "must not be the root's own \(first), got \"\(s)\"")
+            }
             return parts.joined(separator: "/")
         }
 
@@ -153,6 +156,16 @@ public enum ConfigLoader {
                     }
                     let dir = try string(t[name]!, key)
                     guard !dir.isEmpty else { throw fail(key, "must name a folder") }
+                    if !dir.hasPrefix("/") {
+                        // Relative bucket folders are inside the root ("." is the root itself):
+                        // checked like endpoint folders.
+                        let isRoot = dir.split(separator: "/").allSatisfy { $0 == "." }
+                        config.buckets[name] = isRoot ? "" : try directory(.string(dir), key)
+                        continue
+                    }
+                    guard !dir.split(separator: "/").contains("..") else {
+                        throw fail(key, "must not contain '..', got \"\(dir)\"")
+                    }
                     config.buckets[name] = dir
                 }
             }

@@ -13,6 +13,8 @@ public struct SpoolLayout: Sendable, Equatable {
     public static let outputSuffix = ".out"
     public static let markerSuffix = ".error.json"
     public static let sidecarSuffix = ".meta.json"
+    /// The root's own files, never a folder of an endpoint or a bucket.
+    public static let rootFiles: Set<String> = [configFile, eventsFile]
 
     /// Absolute, standardized path of the root, without a trailing slash.
     public let root: String

@@ -47,12 +47,20 @@ public struct TOMLError: Error, Equatable, CustomStringConvertible {
 
 /// A reader for the TOML that configuration files use: tables, dotted keys, basic and literal
 /// strings (single- and multi-line), integers, floats, booleans, arrays and inline tables.
-/// Array-of-tables and dates are refused with a clear error. (The mirrored TOMLKit package
-/// depends on a package this machine does not have, hence this small reader.)
+/// Array-of-tables and dates are refused with a clear error, and so is what TOML forbids:
+/// malformed numbers, extending an inline table, nesting past `maxDepth`. (A small reader
+/// because TOMLKit compiles a large C++ header four times: clean builds stay short.)
 public struct TOMLParser {
     private let bytes: [UInt8]
     private var index = 0
     private var line = 1
+    /// Arrays and inline tables open around the value being read.
+    private var depth = 0
+    /// The most arrays and inline tables one value may nest (a bound, so that a hostile file
+    /// cannot exhaust the stack).
+    static let maxDepth = 32
+    /// Paths of tables written inline (`a = { … }`): TOML forbids extending them later.
+    private var inlineTables: Set<[String]> = []
 
     public static func parse(_ text: String) throws(TOMLError) -> TOMLTable {
         var parser = TOMLParser(bytes: Array(text.utf8))
@@ -120,6 +128,7 @@ public struct TOMLParser {
                 guard definedTables.insert(path).inserted else {
                     throw fail("table [\(path.joined(separator: "."))] is defined twice")
                 }
+                try checkNotInline(path, including: true)
                 try Self.ensureTable(at: path, in: &root, line: line)
                 currentPath = path
             } else {
@@ -130,10 +139,22 @@ public struct TOMLParser {
                 skipSpaces()
                 let v = try value()
                 try endOfLine()
-                try Self.insert(v, at: currentPath + path, in: &root, line: line - 1)
+                let full = currentPath + path
+                try checkNotInline(full, including: false)
+                try Self.insert(v, at: full, in: &root, line: line - 1)
+                if case .table = v { inlineTables.insert(full) }
             }
         }
         return root
+    }
+
+    /// Refuses a path that reaches into a table written inline (`including` the path itself).
+    private func checkNotInline(_ path: [String], including: Bool) throws(TOMLError) {
+        let last = including ? path.count : path.count - 1
+        guard last >= 1 else { return }
+        for length in 1...last where inlineTables.contains(Array(path.prefix(length))) {
+            throw fail("inline table \(path.prefix(length).joined(separator: ".")) cannot be extended")
+        }
     }
 
     private static func ensureTable(at path: [String], in table: inout TOMLTable, line: Int) throws(TOMLError) {
@@ -201,7 +222,15 @@ public struct TOMLParser {
         }
     }
 
+    /// Enters one more array or inline table, refusing past `maxDepth`.
+    private mutating func nest() throws(TOMLError) {
+        depth += 1
+        guard depth <= Self.maxDepth else { throw fail("values nested more than \(Self.maxDepth) levels deep") }
+    }
+
     private mutating func array() throws(TOMLError) -> TOMLValue {
+        try nest()
+        defer { depth -= 1 }
         advance()
         var items: [TOMLValue] = []
         while true {
@@ -216,6 +245,8 @@ public struct TOMLParser {
     }
 
     private mutating func inlineTable() throws(TOMLError) -> TOMLValue {
+        try nest()
+        defer { depth -= 1 }
         advance()
         var table = TOMLTable()
         skipSpaces()
@@ -244,6 +275,7 @@ public struct TOMLParser {
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
         if text == "true" { return .bool(true) }
         if text == "false" { return .bool(false) }
+        if let problem = Self.numberProblem(text) { throw fail("cannot read number '\(text)': \(problem)") }
         let digits = text.replacingOccurrences(of: "_", with: "")
         if let i = Int64(digits) { return .integer(i) }
         if digits.hasPrefix("0x"), let i = Int64(digits.dropFirst(2), radix: 16) { return .integer(i) }
@@ -252,6 +284,27 @@ public struct TOMLParser {
         if digits.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let d = Double(digits) { return .float(d) }
         if text.isEmpty { throw fail("expected a value") }
         throw fail("cannot read value '\(text)' (strings need quotes; dates are not supported)")
+    }
+
+    /// Why `text`, which starts like a number, is not one TOML allows; nil when it is fine or
+    /// not a number at all (the caller reports that). TOML: an underscore stands between two
+    /// digits; a decimal integer part has no leading zero; prefixed (0x, 0o, 0b) integers have
+    /// no sign.
+    static func numberProblem(_ text: String) -> String? {
+        let chars = Array(text)
+        guard let first = chars.first, first.isNumber || first == "+" || first == "-" || first == "_" else { return nil }
+        let isHex = text.hasPrefix("0x")
+        func isDigit(_ c: Character) -> Bool { isHex ? c.isHexDigit : c.isNumber }
+        for (i, c) in chars.enumerated() where c == "_" {
+            guard i > 0, i < chars.count - 1, isDigit(chars[i - 1]), isDigit(chars[i + 1]) else {
+                return "an underscore must stand between two digits"
+            }
+        }
+        if text.hasPrefix("0x") || text.hasPrefix("0o") || text.hasPrefix("0b") { return nil }
+        let unsigned = first == "+" || first == "-" ? chars.dropFirst() : chars[...]
+        let integerPart = unsigned.prefix { $0.isNumber || $0 == "_" }
+        if integerPart.count > 1, integerPart.first == "0" { return "leading zeros are not allowed" }
+        return nil
     }
 
     private mutating func literalString() throws(TOMLError) -> String {

@@ -119,6 +119,29 @@ import Testing
         }
     }
 
+    @Test(arguments: [
+        ("[endpoints.default]\noutputs = \"events.jsonl\"\n", "endpoints.default.outputs"),
+        ("[endpoints.default]\nincoming = \"spool.toml\"\n", "endpoints.default.incoming"),
+        ("[endpoints.default]\nerrors = \"spool.toml/x\"\n", "endpoints.default.errors"),
+        ("[buckets]\ndata = \"../elsewhere\"\n", "buckets.data"),
+        ("[buckets]\ndata = \"x/../../elsewhere\"\n", "buckets.data"),
+        ("[buckets]\ndata = \".spool\"\n", "buckets.data"),
+        ("[buckets]\ndata = \"/srv/../etc\"\n", "buckets.data"),
+    ])
+    func foldersThatBreakTheRootAreRefusedNamingTheKey(text: String, key: String) {
+        do {
+            _ = try parse(text)
+            Issue.record("accepted \(text)")
+        } catch {
+            #expect(error.key == key, "\(error)")
+        }
+    }
+
+    @Test func relativeBucketsAreInsideTheRoot() throws {
+        let config = try parse("[buckets]\nroot = \".\"\ndata = \"./data/in\"\nabs = \"/srv/data\"\n")
+        #expect(config.buckets == ["root": "", "data": "data/in", "abs": "/srv/data"])
+    }
+
     @Test func unknownKeyIsRefusedWithFileKeyAndReason() {
         do {
             _ = try parse("[endpoints.default]\nchunk_size = 5\n")
