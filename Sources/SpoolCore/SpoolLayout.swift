@@ -35,11 +35,43 @@ public struct SpoolLayout: Sendable, Equatable {
 
     /// Output location of a request, relative to the root.
     public static func outputLocation(endpoint: EndpointConfig, inputPath: String) -> String {
-        "\(endpoint.outputsDirectory)/\(inputPath)\(outputSuffix)"
+        "\(endpoint.outputsDirectory)/\(fitting(inputPath, suffix: outputSuffix))"
     }
 
     /// Error marker location of a request, relative to the root.
     public static func failureLocation(endpoint: EndpointConfig, inputPath: String) -> String {
-        "\(endpoint.errorsDirectory)/\(inputPath)\(markerSuffix)"
+        "\(endpoint.errorsDirectory)/\(fitting(inputPath, suffix: markerSuffix))"
+    }
+
+    /// The longest file name Linux filesystems take, in bytes.
+    public static let maxNameBytes = 255
+
+    /// `path` + `suffix`, with the last component shortened when the name would be longer than
+    /// `maxNameBytes`: its first bytes (whole characters), `~`, and 16 hex digits of a hash of
+    /// the whole name, so that different long names stay different. Other names are unchanged.
+    public static func fitting(_ path: String, suffix: String) -> String {
+        let slash = path.lastIndex(of: "/")
+        let folder = slash.map { String(path[...$0]) } ?? ""
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        guard name.utf8.count + suffix.utf8.count > maxNameBytes else { return path + suffix }
+        let tag = "~" + hexHash(name)
+        let budget = maxNameBytes - suffix.utf8.count - tag.utf8.count
+        var kept = ""
+        for character in name {
+            guard kept.utf8.count + String(character).utf8.count <= budget else { break }
+            kept.append(character)
+        }
+        return folder + kept + tag + suffix
+    }
+
+    /// FNV-1a, 64 bits, as 16 hex digits: stable across runs and machines.
+    static func hexHash(_ text: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        let digits = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 }

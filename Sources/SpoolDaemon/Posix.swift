@@ -65,17 +65,22 @@ enum Posix {
     /// file in `temporaryDirectory` (same filesystem), fsync, rename, fsync of the directory.
     static func writeAtomically(_ data: Data, to path: String, temporaryDirectory: String) throws(Error) {
         let temporary = "\(temporaryDirectory)/.\(UUID().uuidString).tmp"
-        let fd = try open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
         do throws(Error) {
+            // The descriptor is owned here alone: closed once, whatever fails.
+            let fd = try open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
+            defer { close(fd) }
             try writeAll(fd, data, temporary)
             try fsync(fd, temporary)
-            close(fd)
+        } catch {
+            _ = Glibc.unlink(temporary)
+            throw error
+        }
+        do throws(Error) {
             let directory = (path as NSString).deletingLastPathComponent
             try makeDirectories(directory)
             try rename(temporary, path)
             try fsyncDirectory(directory)
         } catch {
-            close(fd)
             _ = Glibc.unlink(temporary)
             throw error
         }

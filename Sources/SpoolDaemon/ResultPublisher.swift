@@ -19,6 +19,8 @@ public final class ResultPublisher: Sendable {
     let ledger: any Ledger
     let logger: Logger
     let trash: Trash
+    /// The newest request that published at each output path (shared with the committer).
+    let newest = NewestResults()
     /// Told of every publication (notifications, metrics).
     let observers: [any PublicationObserver]
     private let events = Mutex<Int32>(-1)
@@ -54,39 +56,47 @@ public final class ResultPublisher: Sendable {
     /// - Parameter skipEventIfLogged: recovery passes the ids already present in `events.jsonl`.
     public func publish(_ request: InferenceRequest, eventAlreadyLogged: Bool = false) async {
         guard request.state.isTerminal else { return }
-        let event = writeSideEffects(request)
-        if !eventAlreadyLogged { appendEvents([(event, request.id)]) }
-        await announce(request, event: eventAlreadyLogged ? nil : event)
+        let (event, markerWritten) = writeSideEffects(request)
+        let logged = eventAlreadyLogged || appendEvents([(event, request.id)])
+        await announce(request, event: eventAlreadyLogged || !logged ? nil : event, complete: markerWritten && logged)
     }
 
     /// Publishes a batch of finished requests: the file-system side effects and one write of all
     /// their event lines on `lane` (off the cooperative pool), then observers and flags.
     func publish(_ requests: [InferenceRequest], on lane: BlockingLane) async {
         let finished = requests.filter(\.state.isTerminal)
-        let events = await lane.run { [self] in
-            let events = finished.map { (writeSideEffects($0), $0.id) }
-            appendEvents(events)
-            return events.map(\.0)
+        let (events, logged) = await lane.run { [self] in
+            let effects = finished.map(writeSideEffects)
+            let logged = appendEvents(zip(effects, finished).map { ($0.event, $1.id) })
+            return (effects, logged)
         }
-        for (request, event) in zip(finished, events) { await announce(request, event: event) }
+        for (request, effect) in zip(finished, events) {
+            await announce(request, event: logged ? effect.event : nil, complete: effect.markerWritten && logged)
+        }
     }
 
-    /// A finished request's marker and claim removal; returns its event.
-    private func writeSideEffects(_ request: InferenceRequest) -> NotificationEvent {
+    /// A finished request's marker and claim removal; returns its event and whether its marker
+    /// (if it needs one) was written.
+    private func writeSideEffects(_ request: InferenceRequest) -> (event: NotificationEvent, markerWritten: Bool) {
+        var markerWritten = true
         if request.state == .succeeded {
             if config.deleteSucceededInputs { removeClaim(request) }
         } else {
-            writeMarker(request)
+            // A newer request for the same path already published: its result stands alone.
+            if newest.mayPublish(request.outputLocation, seq: request.seq) { markerWritten = writeMarker(request) }
             if !config.keepFailedInputs { removeClaim(request) }
         }
-        return event(for: request)
+        return (event(for: request), markerWritten)
     }
 
-    /// Tells the observers (when the event was just logged), queues the `notified` flag, logs.
-    private func announce(_ request: InferenceRequest, event: NotificationEvent?) async {
+    /// Tells the observers (when the event was just logged), logs, and queues the `notified`
+    /// flag when everything was written (`complete`); otherwise recovery publishes the request
+    /// again in a few seconds (finding its event, if that was written, in `events.jsonl`).
+    private func announce(_ request: InferenceRequest, event: NotificationEvent?, complete: Bool) async {
         if let event {
             for observer in observers { await observer.published(request, event: event) }
         }
+        guard complete else { return }
         markNotified(request.id)
         if request.state == .succeeded {
             if logger.logLevel <= .info {
@@ -139,7 +149,9 @@ public final class ResultPublisher: Sendable {
         }
     }
 
-    func writeMarker(_ request: InferenceRequest) {
+    /// Writes the error marker; false when it could not be written (logged).
+    @discardableResult
+    func writeMarker(_ request: InferenceRequest) -> Bool {
         let kept = config.keepFailedInputs ? layout.path(request.claimedPayloadPath) : nil
         let marker = ErrorMarker(request: request, inputLocation: inputLocation(request), keptInputLocation: kept, failedAt: Date())
         let encoder = JSONEncoder()
@@ -148,8 +160,12 @@ public final class ResultPublisher: Sendable {
             var data = try encoder.encode(marker)
             data.append(0x0A)
             try Posix.writeAtomically(data, to: layout.path(request.failureLocation), temporaryDirectory: layout.path(SpoolLayout.partialDirectory))
+            return true
         } catch {
-            logger.error("could not write the error marker", metadata: ["spool.request.id": "\(request.id)", "spool.error": "\(error)"])
+            logger.error("could not write the error marker; trying again shortly", metadata: [
+                "spool.request.id": "\(request.id)", "spool.error": "\(error)",
+            ])
+            return false
         }
     }
 
@@ -188,26 +204,55 @@ public final class ResultPublisher: Sendable {
         return NotificationEvent.ResponseBody(content: data.base64EncodedString(), encoding: "BASE64")
     }
 
-    /// Appends one line with a single `write` on an `O_APPEND` descriptor, so lines from several
-    /// processes never interleave.
-    func appendEvents(_ events: [(NotificationEvent, id: String)]) {
-        guard !events.isEmpty else { return }
+    /// Appends the events' lines with a single `write` on an `O_APPEND` descriptor, so lines
+    /// from several processes never interleave. Returns false when they could not be written
+    /// (a full disk): a partial write is cut off again, so no torn line stays to swallow the
+    /// next one. The first open repairs a torn tail a crash left.
+    @discardableResult
+    func appendEvents(_ events: [(NotificationEvent, id: String)]) -> Bool {
+        guard !events.isEmpty else { return true }
         var lines = Data()
         for (event, _) in events { lines.append(event.jsonLine()) }
-        self.events.withLock { fd in
+        return self.events.withLock { fd in
             if fd < 0 {
-                fd = (try? Posix.open(layout.eventsPath, O_WRONLY | O_APPEND | O_CREAT)) ?? -1
+                fd = (try? Posix.open(layout.eventsPath, O_RDWR | O_APPEND | O_CREAT)) ?? -1
+                if fd >= 0 { repairTornTail(fd) }
             }
             guard fd >= 0 else {
                 logger.error("could not open events.jsonl", metadata: ["spool.request.id": "\(events[0].id)", "spool.count": "\(events.count)"])
-                return
+                return false
             }
+            var info = stat()
+            let before = fstat(fd, &info) == 0 ? info.st_size : -1
             do {
                 try Posix.writeAll(fd, lines, layout.eventsPath)
+                return true
             } catch {
-                logger.error("could not append events", metadata: ["spool.request.id": "\(events[0].id)", "spool.count": "\(events.count)", "spool.error": "\(error)"])
+                // Whatever part of the lines made it in goes again, unless another process
+                // appended since (then the tail is repaired at the next start).
+                if before >= 0, fstat(fd, &info) == 0, info.st_size > before, info.st_size < before + off_t(lines.count) {
+                    _ = ftruncate(fd, before)
+                }
+                logger.error("could not append events; trying again shortly", metadata: [
+                    "spool.request.id": "\(events[0].id)", "spool.count": "\(events.count)", "spool.error": "\(error)",
+                ])
+                return false
             }
         }
+    }
+
+    /// Cuts off a last line without its newline (a crash or a full disk in the middle of a
+    /// write), so the next event starts a line of its own.
+    private func repairTornTail(_ fd: Int32) {
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_size > 0 else { return }
+        let size = Int(info.st_size)
+        let window = min(size, 1 << 20)
+        var tail = [UInt8](repeating: 0, count: window)
+        guard pread(fd, &tail, window, off_t(size - window)) == window, tail.last != 0x0A else { return }
+        let keep = tail.lastIndex(of: 0x0A).map { size - window + $0 + 1 } ?? (window == size ? 0 : size)
+        guard keep < size, ftruncate(fd, off_t(keep)) == 0 else { return }
+        logger.warning("cut off a torn last line of events.jsonl", metadata: ["spool.bytes": "\(size - keep)"])
     }
 
     /// Inference ids that appear in the last `bytes` of `events.jsonl`.

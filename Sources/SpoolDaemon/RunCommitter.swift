@@ -26,18 +26,21 @@ final class RunCommitter: Sendable {
     private let durable: BatchQueue<FinishedRun>
     private let recorded: BatchQueue<FinishedRun>
 
-    init(layout: SpoolLayout, ledger: any Ledger, publisher: ResultPublisher, owner: String, logger: Logger) {
+    /// - Parameter stopping: set at graceful shutdown; a ledger that keeps failing is then given
+    ///   up on (the rows stay `running` for this owner, and the next start requeues them).
+    init(layout: SpoolLayout, ledger: any Ledger, publisher: ResultPublisher, owner: String, logger: Logger, stopping: AtomicFlag) {
+        let newest = publisher.newest
         let publishing = BlockingLane("spool.publish")
         let recorded = BatchQueue<FinishedRun> { [ledger, publisher, owner, logger] batch in
-            await Self.record(batch, ledger: ledger, publisher: publisher, owner: owner, logger: logger, lane: publishing)
+            await Self.record(batch, ledger: ledger, publisher: publisher, owner: owner, logger: logger, lane: publishing, stopping: stopping)
         }
         self.recorded = recorded
         let lane = BlockingLane("spool.commit")
-        durable = BatchQueue<FinishedRun> { [layout] batch in
+        durable = BatchQueue<FinishedRun> { [layout, newest] batch in
             let results = await lane.run {
                 var results = batch.map(\.result)
                 Self.syncOutputs(batch, &results)
-                Self.publishOutputs(batch, &results, layout: layout)
+                Self.publishOutputs(batch, &results, layout: layout, newest: newest)
                 return results
             }
             for (run, result) in zip(batch, results) {
@@ -61,17 +64,16 @@ final class RunCommitter: Sendable {
     }
 
     private static func record(
-        _ batch: [FinishedRun], ledger: any Ledger, publisher: ResultPublisher, owner: String, logger: Logger, lane: BlockingLane
+        _ batch: [FinishedRun], ledger: any Ledger, publisher: ResultPublisher, owner: String, logger: Logger, lane: BlockingLane,
+        stopping: AtomicFlag
     ) async {
-        let finished: [InferenceRequest?]
-        do {
-            let attempts = batch.map { FinishedAttempt(id: $0.request.id, result: $0.result) }
-            finished = try await ledger.finish(attempts, owner: owner, now: Date())
-        } catch {
-            // The rows stay `running` for this owner; recovery requeues them at the next start.
-            logger.error("could not record results", metadata: ["spool.count": "\(batch.count)", "spool.error": "\(error)"])
-            return
-        }
+        let attempts = batch.map { FinishedAttempt(id: $0.request.id, result: $0.result) }
+        // Tried until recorded: a request whose result is on disk must not stay `running`. Only
+        // at shutdown does it give up; the rows then stay `running` for this owner, and the next
+        // start requeues them.
+        guard let finished = await persistently("recording \(batch.count) finished requests", logger: logger, giveUp: stopping.load, {
+            try await ledger.finish(attempts, owner: owner, now: Date())
+        }) else { return }
         var finishedRows: [InferenceRequest] = []
         for (run, row) in zip(batch, finished) {
             if let row {
@@ -105,11 +107,12 @@ final class RunCommitter: Sendable {
     }
 
     /// Renames each succeeded output to its final name, then fsyncs each folder that gained one,
-    /// and removes stale error markers for those paths.
-    private static func publishOutputs(_ batch: [FinishedRun], _ results: inout [AttemptResult], layout: SpoolLayout) {
+    /// and removes stale error markers for those paths. An output of a request older than one
+    /// that already published for the same path is dropped: the newest request wins.
+    private static func publishOutputs(_ batch: [FinishedRun], _ results: inout [AttemptResult], layout: SpoolLayout, newest: NewestResults) {
         var folders: [String: [Int]] = [:]
         for i in batch.indices {
-            guard case .succeeded = results[i] else {
+            guard case .succeeded = results[i], newest.mayPublish(batch[i].request.outputLocation, seq: batch[i].request.seq) else {
                 _ = unlink(batch[i].partial)
                 continue
             }

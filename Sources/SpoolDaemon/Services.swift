@@ -94,3 +94,14 @@ struct RetentionService: Service {
         }
     }
 }
+
+/// Marks the engine stopping when graceful shutdown begins (it is the last service, so the
+/// first to hear of it), so that the HTTP API answers 503 while the workers finish.
+struct StoppingNotice: Service {
+    let engine: SpoolEngine
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        engine.stopping.set()
+    }
+}

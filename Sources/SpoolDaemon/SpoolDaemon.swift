@@ -43,8 +43,9 @@ public struct SpoolDaemon: Sendable {
 
     /// Watches, queues and runs until SIGTERM or SIGINT (or task cancellation), then stops
     /// gracefully: intake first, then workers; unfinished requests return to the queue.
-    /// - Parameter services: more services to run beside intake and workers (the HTTP API);
-    ///   they are shut down first.
+    /// - Parameter services: more services to run beside intake and workers (the HTTP API); they
+    ///   are shut down after the workers, and the engine says it is stopping from the start of
+    ///   graceful shutdown on.
     public func serve(options: Options, services: [ServiceGroupConfiguration.ServiceConfiguration] = [], signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
         await engine.recover(settleSeconds: 0)
         engine.warmUp()
@@ -52,7 +53,11 @@ public struct SpoolDaemon: Sendable {
         let source: any IntakeSource = if let seconds = options.pollSeconds {
             PollingIntake(folders: engine.dropFolders, interval: .milliseconds(Int(seconds * 1000)))
         } else {
-            try InotifyIntake(folders: engine.dropFolders)
+            try InotifyIntake(folders: engine.dropFolders) { [logger] error in
+                logger.warning("cannot watch or read a folder below a drop folder; trying again every few seconds", metadata: [
+                    "spool.error": "\(error)",
+                ])
+            }
         }
         let retention: [ServiceGroupConfiguration.ServiceConfiguration] = engine.config.retainFinished.map { period in
             [.init(service: RetentionService(
@@ -61,14 +66,18 @@ public struct SpoolDaemon: Sendable {
         } ?? []
         // Shut down in reverse order: the notifier and the status file last, after the workers
         // have published what they finished.
+        // The first service told of graceful shutdown marks the engine stopping.
         var configuration = ServiceGroupConfiguration(
             services: [
                 .init(service: notifier, serviceName: "notifier"),
                 .init(service: DaemonStatusService(engine: engine, interval: .seconds(2)), serviceName: "status"),
+            ] + services + [
                 .init(service: WorkerPoolService(engine: engine), serviceName: "workers"),
                 .init(service: MaintenanceService(engine: engine, interval: .seconds(5)), serviceName: "maintenance"),
                 .init(service: IntakeService(engine: engine, source: source), serviceName: "intake"),
-            ] + retention + services,
+            ] + retention + [
+                .init(service: StoppingNotice(engine: engine), serviceName: "stopping"),
+            ],
             gracefulShutdownSignals: signals,
             logger: logger
         )

@@ -55,34 +55,41 @@ extension SpoolEngine {
 
     /// Records claimed payloads in one ledger transaction (two when an InferenceId is taken: that
     /// request is then recorded under a fresh id as failed), publishes those that failed at once
-    /// and wakes workers for the rest. Returns the stored requests, nil where the ledger failed
-    /// (the claim stays on disk and recovery records it at the next start).
+    /// and wakes workers for the rest. A ledger that fails (a full disk, a lock held too long) is
+    /// tried again until it records them, or until `giveUp` (default: graceful shutdown) says to
+    /// stop. Returns the stored requests, nil where it gave up: the claims then stay on disk, and
+    /// recovery records them once this process has stopped.
     @discardableResult
-    func record(_ pending: [PendingRecord]) async -> [InferenceRequest?] {
+    func record(_ pending: [PendingRecord], giveUp: (() -> Bool)? = nil) async -> [InferenceRequest?] {
         if pending.isEmpty { return [] }
         let now = Date()
         let admissions = pending.map { admission(for: $0, now: now) }
-        var stored: [InferenceRequest?]
-        do {
-            var outcomes = try await ledger.admit(admissions)
-            var retried: [Int] = []
-            var retries: [Admission] = []
-            for (i, outcome) in outcomes.enumerated() {
-                guard case .failure(.duplicateInferenceID(let id)) = outcome else { continue }
-                var retry = admissions[i]
-                retry.request.id = ids.next(now: now)
-                retry.initialFailure = Failure(.invalidRequest, "InferenceId \(id) is already used by another request.")
-                retried.append(i)
-                retries.append(retry)
+        let giveUp = giveUp ?? stopping.load
+        let what = "recording \(pending.count) claimed payloads"
+        guard var outcomes = await persistently(what, logger: logger, giveUp: giveUp, { try await ledger.admit(admissions) }) else {
+            for item in pending {
+                logger.error("a claimed payload is not recorded yet; it is recorded once this process has stopped", metadata: [
+                    "spool.input": "\(item.claimed.relativePath)", "spool.claim": "\(item.claimed.token)",
+                ])
             }
-            if !retries.isEmpty {
-                for (i, outcome) in zip(retried, try await ledger.admit(retries)) { outcomes[i] = outcome }
-            }
-            stored = outcomes.map { try? $0.get() }
-        } catch {
-            logger.error("could not record requests", metadata: ["spool.count": "\(pending.count)", "spool.error": "\(error)"])
             return pending.map { _ in nil }
         }
+        // An InferenceId already taken: recorded under a fresh id, as failed.
+        var retried: [Int] = []
+        var retries: [Admission] = []
+        for (i, outcome) in outcomes.enumerated() {
+            guard case .failure(.duplicateInferenceID(let id)) = outcome else { continue }
+            var retry = admissions[i]
+            retry.request.id = ids.next(now: now)
+            retry.initialFailure = Failure(.invalidRequest, "InferenceId \(id) is already used by another request.")
+            retried.append(i)
+            retries.append(retry)
+        }
+        if !retries.isEmpty,
+           let second = await persistently(what, logger: logger, giveUp: giveUp, { try await ledger.admit(retries) }) {
+            for (i, outcome) in zip(retried, second) { outcomes[i] = outcome }
+        }
+        let stored = outcomes.map { try? $0.get() }
         for (item, request) in zip(pending, stored) {
             guard let request else {
                 logger.error("could not record a request", metadata: ["spool.input": "\(item.claimed.relativePath)"])

@@ -48,6 +48,9 @@ extension SpoolEngine {
         return try await reply.value.get()
     }
 
+    /// How long a submission waits for a failing ledger before it is refused.
+    static let submissionPatience = Duration.seconds(10)
+
     /// The ending of a submitted payload's temporary file.
     static let submitSuffix = ".submit"
 
@@ -92,8 +95,13 @@ extension SpoolEngine {
                 item.reply.resolve(.failure(error))
             }
         }
-        let stored = await record(pending)
-        for (i, request) in zip(positions, stored) {
+        // The submitter waits for its answer: the ledger gets a bounded time, and a payload it
+        // did not record is taken back out of the claims, so the submitter's error is the truth
+        // (nothing runs later from a submission that was refused).
+        let deadline = ContinuousClock.now + Self.submissionPatience
+        let stored = await record(pending, giveUp: { [stopping] in stopping.load() || ContinuousClock.now >= deadline })
+        for (i, (item, request)) in zip(positions, zip(pending, stored)) {
+            if request == nil { try? claimer.remove(endpoint: item.endpoint.name, token: item.claimed.token) }
             batch[i].reply.resolve(.success(request))
         }
     }

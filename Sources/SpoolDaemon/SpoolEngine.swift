@@ -24,6 +24,8 @@ public final class SpoolEngine: Sendable {
     let commits: RunCommitter
     /// Submitted payloads (`invoke`, HTTP) on their way to a claim and the ledger.
     let submissions: BatchQueue<PendingSubmission>
+    /// Set when graceful shutdown begins: the HTTP API answers 503 from then on.
+    let stopping: AtomicFlag
     /// Requests this process admitted or ran, in order, without repeats (for `drain`'s report).
     let handled = Mutex<(ids: [String], seen: Set<String>)>(([], []))
 
@@ -63,7 +65,10 @@ public final class SpoolEngine: Sendable {
         // No folder fsyncs at claim: the ledger row that follows is not fsynced either (WAL,
         // synchronous=NORMAL), and a process crash loses nothing the page cache holds.
         claimer = PayloadClaimer(layout: layout, ids: ids, owner: ownerLock.owner, syncsDirectories: false, folders: folders)
-        commits = RunCommitter(layout: layout, ledger: ledger, publisher: publisher, owner: ownerLock.owner, logger: logger)
+        let stopping = AtomicFlag()
+        self.stopping = stopping
+        commits = RunCommitter(
+            layout: layout, ledger: ledger, publisher: publisher, owner: ownerLock.owner, logger: logger, stopping: stopping)
         let submitting = BlockingLane("spool.submit")
         let engine = WeakReference<SpoolEngine>()
         submissions = BatchQueue(limit: 256) { batch in await engine.value?.commitSubmissions(batch, lane: submitting) }
@@ -111,6 +116,9 @@ public final class SpoolEngine: Sendable {
     func wake(_ endpoint: String) {
         doorbells[endpoint]?.ring()
     }
+
+    /// Whether graceful shutdown has begun.
+    public var isStopping: Bool { stopping.load() }
 
     /// Wakes every idle worker (shutdown).
     public func wakeAll() {

@@ -28,7 +28,9 @@ final class AsyncInvocations: Sendable {
     }
 
     func handle(_ request: Request, endpointName: String) async throws -> Response {
-        guard !state.isStopping else { throw APIError.unavailable("Spool is stopping; try again once it is running.") }
+        guard !state.isStopping, !engine.isStopping else {
+            throw APIError.unavailable("Spool is stopping; try again once it is running.")
+        }
         let invocation = try Invocation.parse(endpoint: endpointName, headers: request.headers)
         guard let endpoint = engine.config.endpoint(named: invocation.endpoint) else {
             let known = engine.config.endpoints.map(\.name).sorted().joined(separator: ", ")

@@ -97,11 +97,13 @@ struct InputResolver: Sendable {
         return fd
     }
 
-    /// Inside one of `places`, and not in the root's internal folder.
+    /// Inside one of `places`, and neither in the root's internal folder nor one of the root's
+    /// own files (`spool.toml` holds the auth token; `events.jsonl` every request's locations).
     private func isInside(_ path: String, _ places: [String]) -> Bool {
-        if let internalFolder = realpath(root).map({ $0 + "/" + SpoolLayout.internalDirectory }),
-           path == internalFolder || path.hasPrefix(internalFolder + "/") {
-            return false
+        if let resolvedRoot = realpath(root) {
+            let internalFolder = resolvedRoot + "/" + SpoolLayout.internalDirectory
+            if path == internalFolder || path.hasPrefix(internalFolder + "/") { return false }
+            if SpoolLayout.rootFiles.contains(where: { path == resolvedRoot + "/" + $0 }) { return false }
         }
         return places.contains { path.hasPrefix($0 == "/" ? "/" : $0 + "/") }
     }

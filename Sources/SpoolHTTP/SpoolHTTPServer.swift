@@ -34,14 +34,16 @@ public struct SpoolHTTPServer: Sendable {
     }
 
     /// The service to pass to `SpoolDaemon.serve(options:services:)`. It stops with the daemon:
-    /// on graceful shutdown it answers 503 to new invocations, finishes the requests in
-    /// flight and closes the socket before the workers stop.
+    /// from the moment graceful shutdown begins it answers 503 to `/ping` and new invocations
+    /// (the engine says it is stopping), and it closes the socket only after the workers have
+    /// finished, so clients see the documented 503 rather than refused connections.
     public var serviceConfiguration: ServiceGroupConfiguration.ServiceConfiguration {
         .init(service: HTTPService(server: self), serviceName: "http")
     }
 
     func makeApplication(state: ServerState) -> some ApplicationProtocol {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: JSONErrorMiddleware())
         router.add(middleware: AuthorizationMiddleware(token: engine.config.http.authToken))
         let invocations = AsyncInvocations(engine: engine, state: state, logger: logger)
         let engine = self.engine
@@ -49,7 +51,7 @@ public struct SpoolHTTPServer: Sendable {
             try await invocations.handle(request, endpointName: try context.parameters.require("name"))
         }
         router.get("/ping") { _, _ -> Response in
-            guard !state.isStopping else { throw APIError.unavailable("Spool is stopping.") }
+            guard !state.isStopping, !engine.isStopping else { throw APIError.unavailable("Spool is stopping.") }
             do { _ = try await engine.ledger.queueStats() } catch {
                 throw APIError.unavailable("The ledger does not answer: \(error)")
             }

@@ -38,6 +38,17 @@ final class InotifyIntakeSession: @unchecked Sendable {
     var settleTimer: DispatchSourceTimer?
     /// How many overflows forced a full rescan (a diagnostic; tests read it).
     var rescans = 0
+    /// Sub-folders that could not be watched or read (permissions, a path longer than PATH_MAX),
+    /// by drop folder and relative path: retried every `retryInterval` until they can be.
+    var blind: Set<BlindFolder> = []
+    var retryTimer: DispatchSourceTimer?
+    /// How often folders in `blind` are tried again.
+    static let retryInterval: DispatchTimeInterval = .seconds(5)
+
+    struct BlindFolder: Hashable {
+        var folder: Int
+        var relative: String
+    }
     /// Opened once the descriptor is closed. (Not a `DispatchGroup`: libdispatch traps when a
     /// group is freed while entered, which an intake dropped unstarted would do.)
     private let closed = Latch()
@@ -51,17 +62,14 @@ final class InotifyIntakeSession: @unchecked Sendable {
         watcher = try InotifyWatcher()
         for (index, folder) in folders.enumerated() {
             try FileTree.makeDirectories(folder.directory)
+            // A drop folder Spool cannot watch is an error at start. A sub-folder it cannot watch
+            // or read (anyone who drops files can make one) is reported, tried again every few
+            // seconds, and never stops the daemon.
             guard try addWatch(folder: index, relative: "", strict: true) != nil else { continue }
-            // A folder Spool cannot watch at start-up (permissions, the watch limit) is an error,
-            // not a blind spot; later, such problems are reported through `onError`.
-            var firstError: SpoolIntakeError?
-            scanner(index).walk(under: "", onError: { firstError = firstError ?? $0 }, enteringDirectory: { relative in
-                guard !relative.isEmpty, firstError == nil else { return }
-                do { try addWatch(folder: index, relative: relative, strict: true) } catch let error as SpoolIntakeError {
-                    if !error.isNotFound { firstError = error }
-                } catch {}
+            scanner(index).walk(under: "", onError: { [self] in noteBlind(index, $0) }, enteringDirectory: { [self] relative in
+                guard !relative.isEmpty else { return }
+                _ = try? addWatch(folder: index, relative: relative, strict: false)
             }, file: { _, _ in })
-            if let firstError { throw firstError }
         }
     }
 
@@ -139,6 +147,8 @@ final class InotifyIntakeSession: @unchecked Sendable {
         source = nil
         settleTimer?.cancel()
         settleTimer = nil
+        retryTimer?.cancel()
+        retryTimer = nil
         watches = [:]
         continuation?.finish()
         continuation = nil
@@ -158,8 +168,59 @@ final class InotifyIntakeSession: @unchecked Sendable {
             return watch
         } catch let error as SpoolIntakeError {
             if strict { throw error }
-            if !error.isNotFound { onError(error) }
+            if !error.isNotFound { noteBlind(folder, error, relative: relative) }
             return nil
+        }
+    }
+
+    /// Records a sub-folder that could not be watched or read, reports it the first time, and
+    /// makes sure the retry timer runs.
+    func noteBlind(_ folder: Int, _ error: SpoolIntakeError, relative given: String? = nil) {
+        let directory = folders[folder].directory
+        guard let relative = given ?? error.path.flatMap({ path in
+            path.hasPrefix(directory + "/") ? String(path.dropFirst(directory.count + 1)) : nil
+        }) else { return onError(error) }
+        guard blind.insert(BlindFolder(folder: folder, relative: relative)).inserted else { return }
+        onError(error)
+        guard retryTimer == nil else { return }
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + Self.retryInterval, repeating: Self.retryInterval)
+        timer.setEventHandler { [self] in retryBlind() }
+        retryTimer = timer
+        timer.resume()
+    }
+
+    /// Tries the blind folders again: one that can now be watched and read is scanned (its
+    /// files are offered once running) and leaves the set.
+    func retryBlind() {
+        for entry in blind {
+            let path = folders[entry.folder].path(entry.relative)
+            guard identity(path, follow: false) != nil else {
+                blind.remove(entry)  // gone (or no longer a folder): nothing to watch
+                continue
+            }
+            do {
+                guard try addWatch(folder: entry.folder, relative: entry.relative, strict: true) != nil else {
+                    blind.remove(entry)
+                    continue
+                }
+            } catch {
+                continue
+            }
+            guard let stream = opendir(path) else { continue }
+            closedir(stream)
+            blind.remove(entry)
+            if state == .running {
+                scanner(entry.folder).walk(under: entry.relative, onError: { [self] in noteBlind(entry.folder, $0) }, enteringDirectory: { [self] relative in
+                    _ = try? addWatch(folder: entry.folder, relative: relative, strict: false)
+                }, file: { [self] relativePath, type in
+                    offerScanned(entry.folder, relativePath, type: type)
+                })
+            }
+        }
+        if blind.isEmpty {
+            retryTimer?.cancel()
+            retryTimer = nil
         }
     }
 

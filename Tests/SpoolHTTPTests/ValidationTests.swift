@@ -48,6 +48,20 @@ extension HTTPAPITests {
             }
         }
 
+        @Test func theRootsOwnFilesAreNeverInputs() async throws {
+            try await TestServer.with { server in
+                try server.write("{}\n", to: server.root + "/events.jsonl")
+                for location in [
+                    "file://\(server.root)/spool.toml", "s3://spool/spool.toml", "file://\(server.root)/events.jsonl",
+                    "s3://spool/events.jsonl", "file://\(server.root)/.spool/ledger.sqlite", "s3://spool/.spool/ledger.sqlite",
+                ] {
+                    let answer = try await server.invoke(["InputLocation": location])
+                    expectError(answer, "\(location)")
+                }
+                #expect(try await server.daemon.engine.ledger.list(.init(limit: 100)).isEmpty, "nothing is queued")
+            }
+        }
+
         @Test func boundsThemselvesAreAccepted() async throws {
             try await TestServer.with { server in
                 let fields = [

@@ -74,6 +74,20 @@ enum Files {
         }
     }
 
+    /// Absolute paths of everything below `folder`, folders included (links are not followed).
+    static func allPaths(under folder: String) -> [String] {
+        var found: [String] = []
+        guard let dir = opendir(folder) else { return [] }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name == "." || name == ".." { continue }
+            found.append(folder + "/" + name)
+            if fileType(folder + "/" + name) == S_IFDIR { found += allPaths(under: folder + "/" + name) }
+        }
+        return found
+    }
+
     /// How many non-folder entries are below `folder` (cheap enough to poll).
     static func count(under folder: String) -> Int { files(under: folder).count }
 

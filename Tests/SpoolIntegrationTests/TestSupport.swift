@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 
 /// Every integration suite is nested in this one, so the whole target runs one test at a time
@@ -20,6 +21,24 @@ enum SpoolBinary {
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         return packageRoot.appendingPathComponent(".build/debug/spool").path
     }()
+
+    private static let copy = Mutex<String?>(nil)
+
+    /// A copy of the binary that every user may run (the build folder may be private), made
+    /// once per test process.
+    static func shared() throws -> String {
+        try copy.withLock { made in
+            if let made { return made }
+            let folder = "/tmp/spool-it-bin-\(getpid())"
+            try? FileManager.default.removeItem(atPath: folder)
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            guard chmod(folder, 0o755) == 0 else { throw HarnessError("chmod \(folder): errno \(errno)") }
+            try FileManager.default.copyItem(atPath: path, toPath: folder + "/spool")
+            guard chmod(folder + "/spool", 0o755) == 0 else { throw HarnessError("chmod: errno \(errno)") }
+            made = folder + "/spool"
+            return folder + "/spool"
+        }
+    }
 }
 
 /// A `spool` child process. Its stdout and stderr go to files; a process still running when
@@ -30,15 +49,21 @@ final class Child: @unchecked Sendable {
     let stderrPath: String
     private let process = Process()
 
-    init(arguments: [String], stdin: String?, logPrefix: String) throws {
+    /// - Parameter user: run as this uid and gid (through `setpriv`), not as the test's user.
+    init(arguments: [String], stdin: String?, logPrefix: String, user: UInt32? = nil) throws {
         name = "spool " + arguments.joined(separator: " ")
         stdoutPath = logPrefix + ".stdout"
         stderrPath = logPrefix + ".stderr"
         for path in [stdoutPath, stderrPath] {
             guard FileManager.default.createFile(atPath: path, contents: nil) else { throw HarnessError("cannot create \(path)") }
         }
-        process.executableURL = URL(fileURLWithPath: SpoolBinary.path)
-        process.arguments = arguments
+        if let user {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments = ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", "--", try SpoolBinary.shared()] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: SpoolBinary.path)
+            process.arguments = arguments
+        }
         process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
         process.standardError = FileHandle(forWritingAtPath: stderrPath)
         process.standardInput = stdin.flatMap(FileHandle.init(forReadingAtPath:)) ?? FileHandle.nullDevice
@@ -129,6 +154,21 @@ final class SpoolRoot: @unchecked Sendable {
 
     /// Starts the daemon.
     func serve(_ arguments: [String] = []) throws -> Child { try spawn("serve", arguments) }
+
+    /// Starts the daemon as user `uid` (group `uid` too), after giving that user the root, but
+    /// for the paths in `keeping` and what is below them.
+    func serve(asUser uid: UInt32, keeping: [String] = [], _ arguments: [String] = []) throws -> Child {
+        guard chown(base, uid, uid) == 0 else { throw HarnessError("chown \(base): errno \(errno)") }
+        let kept = { (file: String) in keeping.contains { file == $0 || file.hasPrefix($0 + "/") } }
+        for file in [path] + Files.allPaths(under: path) where !kept(file) && lchown(file, uid, uid) != 0 {
+            throw HarnessError("chown \(file): errno \(errno)")
+        }
+        let child = try Child(
+            arguments: ["serve", "--root", path] + arguments, stdin: nil,
+            logPrefix: "\(base)/serve-as-\(uid)-\(children.count + 1)", user: uid)
+        children.append(child)
+        return child
+    }
 
     /// Runs a CLI command to completion (bounded); `stdin` is written to a file and fed from it.
     func run(

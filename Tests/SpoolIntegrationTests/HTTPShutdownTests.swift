@@ -1,0 +1,88 @@
+import Foundation
+import Glibc
+import Testing
+
+/// A plain HTTP/1.1 exchange over a loopback socket: the status and the body, or nil when the
+/// connection is refused. Bounded by a 5-second receive timeout.
+func rawHTTP(port: Int, _ method: String, _ path: String, body: String = "") -> (status: Int, body: String)? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { return nil }
+    let request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        + "Content-Type: application/octet-stream\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+    _ = request.withCString { send(fd, $0, strlen($0), 0) }
+    var response = [UInt8]()
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        if n <= 0 { break }
+        response += buffer[0..<n]
+    }
+    let text = String(decoding: response, as: UTF8.self)
+    guard let statusLine = text.split(separator: "\r\n").first, let code = statusLine.split(separator: " ").dropFirst().first,
+          let status = Int(code) else { return nil }
+    let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
+    return (status, body)
+}
+
+/// A free loopback port (the kernel's choice, released at once for the daemon to take).
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw HarnessError("bind: errno \(errno)") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+extension IntegrationTests {
+    @Suite(.serialized) struct HTTPShutdown {
+        @Test("while a stopping daemon lets its running request finish, the API answers 503 in SageMaker's JSON instead of refusing connections",
+              .timeLimit(.minutes(2)))
+        func stoppingDaemonAnswers503() async throws {
+            let root = try SpoolRoot(config: config(model: "sleep"))
+            let port = try freePort()
+            let daemon = try root.serve(["--listen", "127.0.0.1:\(port)", "--grace", "20"])
+            try await root.waitUntil("the API") { rawHTTP(port: port, "GET", "/ping")?.status == 200 }
+            try Files.write(root.incoming + "/job.txt", "3")
+            _ = try await root.waitForState("running")
+            daemon.send(SIGTERM)
+            try await root.waitUntil("the API to say it is stopping") { rawHTTP(port: port, "GET", "/ping")?.status == 503 }
+            let ping = try #require(rawHTTP(port: port, "GET", "/ping"), "the connection is refused while the request runs")
+            #expect(ping.status == 503 && ping.body.contains("ServiceUnavailable"), "\(ping)")
+            let invoke = try #require(rawHTTP(port: port, "POST", "/endpoints/default/async-invocations", body: "x"))
+            #expect(invoke.status == 503 && invoke.body.contains("ServiceUnavailable"), "\(invoke)")
+            #expect(try await daemon.waitForExit() == 0)
+            #expect(Files.text(root.output("job.txt"))?.hasPrefix("3") == true, "the running request finished")
+        }
+
+        @Test("unknown paths and methods get SageMaker's JSON error, not an empty body", .timeLimit(.minutes(2)))
+        func unknownPathsAnswerJSON() async throws {
+            let root = try SpoolRoot(config: config(model: "echo"))
+            let port = try freePort()
+            _ = try root.serve(["--listen", "127.0.0.1:\(port)"])
+            try await root.waitUntil("the API") { rawHTTP(port: port, "GET", "/ping")?.status == 200 }
+            for (method, path) in [("GET", "/nowhere"), ("DELETE", "/ping"), ("GET", "/endpoints/default/async-invocations")] {
+                let answer = try #require(rawHTTP(port: port, method, path))
+                #expect((400..<500).contains(answer.status), "\(method) \(path): \(answer)")
+                let json = try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any]
+                #expect(json?["__type"] as? String != nil && json?["message"] as? String != nil, "\(method) \(path): \(answer.body)")
+            }
+        }
+    }
+}
