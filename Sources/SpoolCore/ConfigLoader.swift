@@ -133,7 +133,9 @@ public enum ConfigLoader {
             }
             if let value = root["http"] {
                 let t = try table(value, "http")
-                try checkKeys(t, allowed: ["auth_token", "allowed_input_dirs", "max_queued"], at: "http")
+                try checkKeys(
+                    t, allowed: ["auth_token", "allowed_input_dirs", "max_queued", "idle_timeout_seconds", "max_connections"],
+                    at: "http")
                 if let v = t["auth_token"] {
                     let token = try string(v, "http.auth_token")
                     guard token.count >= 16 else { throw fail("http.auth_token", "must be at least 16 characters") }
@@ -146,6 +148,10 @@ public enum ConfigLoader {
                     }
                 }
                 if let v = t["max_queued"] { config.http.maxQueued = Int(try int(v, "http.max_queued", 1...10_000_000)) }
+                if let v = t["idle_timeout_seconds"] {
+                    config.http.idleTimeoutSeconds = Int(try int(v, "http.idle_timeout_seconds", 1...3600))
+                }
+                if let v = t["max_connections"] { config.http.maxConnections = Int(try int(v, "http.max_connections", 1...100_000)) }
             }
             if let value = root["buckets"] {
                 let t = try table(value, "buckets")

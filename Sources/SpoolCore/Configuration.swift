@@ -141,6 +141,12 @@ public struct HTTPConfig: Sendable, Equatable {
     public var allowedInputDirectories: [String] = []
     /// Most requests waiting in the queue before the API answers 503. Default 100,000.
     public var maxQueued = 100_000
+    /// A connection that sends or receives nothing this long is closed (a half-sent request
+    /// included). Default 30, bounds 1–3600.
+    public var idleTimeoutSeconds = 30
+    /// Most connections open at once; more wait to be accepted. Default: half of the descriptors
+    /// the process may open beyond 256 kept for the queue's own files (at least 16).
+    public var maxConnections: Int?
 
     public init() {}
 }

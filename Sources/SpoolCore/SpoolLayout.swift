@@ -7,6 +7,8 @@ public struct SpoolLayout: Sendable, Equatable {
     public static let claimedDirectory = ".spool/claimed"
     public static let partialDirectory = ".spool/partial"
     public static let locksDirectory = ".spool/locks"
+    /// Process groups of running models, one folder per owner (see `ProcessGroupRecord`).
+    public static let groupsDirectory = ".spool/groups"
     public static let ledgerFile = ".spool/ledger.sqlite"
     public static let eventsFile = "events.jsonl"
     public static let configFile = "spool.toml"

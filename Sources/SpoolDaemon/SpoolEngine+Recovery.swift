@@ -1,18 +1,21 @@
 import Foundation
 import Logging
 import SpoolCore
+import SpoolExecutors
 import SpoolIntake
 
 extension SpoolEngine {
     /// Repairs what a crash of any process sharing this root left behind. Runs before the services
     /// start and then periodically; each step is safe while other processes work.
     ///
+    /// 0. Models a dead owner left running (its command processes, its model servers) are killed.
     /// 1. Requests left `running` by a dead owner go back to the queue without using an attempt.
     /// 2. Claims a dead process made but never recorded (it died between the rename and the ledger
     ///    insert) are recorded now: the claim folder keeps the payload's relative path.
     /// 3. Copies of submitted payloads a dead process had not claimed yet are removed.
     /// 4. Finished requests whose marker, payload removal or event was not done are published.
     public func recover(settleSeconds: TimeInterval = 5) async {
+        stopLeftoverModels()
         do {
             for dead in try await ledger.runningOwners() where dead != owner && !OwnerLock.isAlive(layout: layout, owner: dead) {
                 let count = try await ledger.requeue(owner: dead)
@@ -26,6 +29,19 @@ extension SpoolEngine {
         removeStaleSubmissions()
         await publishUnnotified(settleSeconds: settleSeconds)
         publisher.trash.emptyIfDue()
+    }
+
+    /// Kills the models (command processes, model servers) that dead owners left running, so
+    /// they do not run beside the attempts that retry their requests.
+    func stopLeftoverModels() {
+        let directory = layout.path(SpoolLayout.groupsDirectory)
+        guard let owners = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for dead in owners where dead != owner && !OwnerLock.isAlive(layout: layout, owner: dead) {
+            let killed = ProcessGroupRecord(directory: "\(directory)/\(dead)").killLeftovers()
+            if killed > 0 {
+                logger.notice("stopped models left running by a stopped process", metadata: ["spool.owner": "\(dead)", "spool.count": "\(killed)"])
+            }
+        }
     }
 
     func recordOrphanedClaims() async {

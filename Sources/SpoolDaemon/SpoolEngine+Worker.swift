@@ -139,7 +139,7 @@ extension SpoolEngine {
             // It runs in microseconds, long before a timeout (1 s at least) or a cancellation
             // could be noticed: no watchdog, and no hand-off to another thread.
             let result = await executor.invoke(invocation)
-            return Task.isCancelled ? .interrupted : .finished(result)
+            return Task.isCancelled ? .interrupted : Self.unlessRewritten(.finished(result), input: input, request: request)
         }
         let end = await withTaskGroup(of: AttemptEnd?.self) { group -> AttemptEnd in
             group.addTask { .finished(await executor.invoke(invocation)) }
@@ -169,6 +169,18 @@ extension SpoolEngine {
             return first ?? .interrupted
         }
         if Task.isCancelled { return .interrupted }
-        return end
+        return Self.unlessRewritten(end, input: input, request: request)
+    }
+
+    /// A success over a payload whose size changed while it ran (its writer did not follow the
+    /// drop contract and was still writing) is a failure: the output may mix two versions.
+    static func unlessRewritten(_ end: AttemptEnd, input: Int32, request: InferenceRequest) -> AttemptEnd {
+        guard case .finished(.succeeded) = end else { return end }
+        var info = stat()
+        guard fstat(input, &info) == 0, Int64(info.st_size) != request.payloadBytes else { return end }
+        return .finished(.failed(Failure(
+            .invalidRequest,
+            "The payload changed while it was processed (\(request.payloadBytes) bytes when it arrived, \(info.st_size) now): "
+                + "write it under a temporary name and move it into place when it is complete.")))
     }
 }

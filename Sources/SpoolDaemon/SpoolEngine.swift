@@ -41,14 +41,6 @@ public final class SpoolEngine: Sendable {
         self.logger = logger
         let folders = FolderPool(layout: layout)
         publisher = ResultPublisher(layout: layout, config: config, ledger: ledger, logger: logger, observers: observers, folders: folders)
-        var executors: [String: any ModelExecutor] = [:]
-        var doorbells: [String: Doorbell] = [:]
-        for endpoint in config.endpoints {
-            executors[endpoint.name] = try ExecutorFactory.make(for: endpoint)
-            doorbells[endpoint.name] = Doorbell(maxPending: endpoint.concurrency)
-        }
-        self.executors = executors
-        self.doorbells = doorbells
         // Spool's own folders go to block groups of their own (ext4 `chattr +T` on `.spool`): the
         // inodes they allocate then never queue behind what users delete in their folders.
         try Posix.makeDirectories(layout.path(SpoolLayout.internalDirectory))
@@ -62,6 +54,15 @@ public final class SpoolEngine: Sendable {
             }
         }
         ownerLock = try OwnerLock(layout: layout, owner: OwnerLock.newOwnerName(ids: ids))
+        let processGroups = ProcessGroupRecord(directory: layout.path("\(SpoolLayout.groupsDirectory)/\(ownerLock.owner)"))
+        var executors: [String: any ModelExecutor] = [:]
+        var doorbells: [String: Doorbell] = [:]
+        for endpoint in config.endpoints {
+            executors[endpoint.name] = try ExecutorFactory.make(for: endpoint, processGroups: processGroups)
+            doorbells[endpoint.name] = Doorbell(maxPending: endpoint.concurrency)
+        }
+        self.executors = executors
+        self.doorbells = doorbells
         // No folder fsyncs at claim: the ledger row that follows is not fsynced either (WAL,
         // synchronous=NORMAL), and a process crash loses nothing the page cache holds.
         claimer = PayloadClaimer(layout: layout, ids: ids, owner: ownerLock.owner, syncsDirectories: false, folders: folders)

@@ -168,13 +168,17 @@ public struct BuiltinExecutor: ModelExecutor {
 public enum ExecutorFactory {
     /// The endpoint's executor; with `split = "line"`, wrapped in a `LineSplitExecutor` whose
     /// batch files go to `temporaryDirectory` (nil: the folder of each invocation's output).
-    public static func make(for endpoint: EndpointConfig, temporaryDirectory: String? = nil) throws -> any ModelExecutor {
-        let executor = try makeUnsplit(for: endpoint)
+    /// The process groups of command models and model servers are written down in
+    /// `processGroups`, when given.
+    public static func make(
+        for endpoint: EndpointConfig, temporaryDirectory: String? = nil, processGroups: ProcessGroupRecord? = nil
+    ) throws -> any ModelExecutor {
+        let executor = try makeUnsplit(for: endpoint, processGroups: processGroups)
         guard endpoint.split == .line else { return executor }
         return LineSplitExecutor(wrapping: executor, endpoint: endpoint, temporaryDirectory: temporaryDirectory)
     }
 
-    private static func makeUnsplit(for endpoint: EndpointConfig) throws -> any ModelExecutor {
+    private static func makeUnsplit(for endpoint: EndpointConfig, processGroups: ProcessGroupRecord?) throws -> any ModelExecutor {
         switch endpoint.model {
         case .builtin(let name):
             guard let executor = BuiltinExecutor(name: name) else {
@@ -185,12 +189,12 @@ public enum ExecutorFactory {
             guard let program = argv.first, !program.isEmpty else {
                 throw ExecutorError.unsupported("endpoint \(endpoint.name): the model command is empty")
             }
-            return CommandExecutor(argv: argv)
+            return CommandExecutor(argv: argv, processGroups: processGroups)
         case .container(let serve, let port):
             guard let program = serve.first, !program.isEmpty else {
                 throw ExecutorError.unsupported("endpoint \(endpoint.name): the container's serve command is empty")
             }
-            return ContainerExecutor(serve: serve, port: port, endpoint: endpoint)
+            return ContainerExecutor(serve: serve, port: port, endpoint: endpoint, processGroups: processGroups)
         case .url(let url):
             return UrlExecutor(url: url, connections: endpoint.concurrency)
         }

@@ -38,8 +38,15 @@ public struct CommandExecutor: ModelExecutor {
 
     public static let defaultGracePeriod = Duration.seconds(5)
 
-    public init(argv: [String], gracePeriod: Duration = defaultGracePeriod, progressInterval: Duration = .milliseconds(200)) {
+    /// Where the model's process group is written down while it runs (see `ProcessGroupRecord`).
+    let processGroups: ProcessGroupRecord?
+
+    public init(
+        argv: [String], gracePeriod: Duration = defaultGracePeriod, progressInterval: Duration = .milliseconds(200),
+        processGroups: ProcessGroupRecord? = nil
+    ) {
         self.argv = argv
+        self.processGroups = processGroups
         self.gracePeriod = gracePeriod
         self.progressInterval = progressInterval
     }
@@ -134,7 +141,11 @@ public struct CommandExecutor: ModelExecutor {
     ) async -> [UInt8] {
         let pid = execution.processIdentifier.value
         teardown.started(pid)
-        defer { teardown.finished() }
+        processGroups?.started(pid)
+        defer {
+            teardown.finished()
+            processGroups?.finished(pid)
+        }
         let input = invocation.input
         let progress = invocation.progress
         let interval = progressInterval

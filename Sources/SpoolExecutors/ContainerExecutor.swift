@@ -43,7 +43,10 @@ public final class ContainerExecutor: ModelExecutor {
 
     /// - Parameters:
     ///   - endpoint: supplies `instances` and `maxConcurrentInvocationsPerInstance`.
-    public init(serve: [String], port: Int, endpoint: EndpointConfig, timings: ContainerTimings = ContainerTimings()) {
+    public init(
+        serve: [String], port: Int, endpoint: EndpointConfig, timings: ContainerTimings = ContainerTimings(),
+        processGroups: ProcessGroupRecord? = nil
+    ) {
         self.serve = serve
         self.port = port
         self.timings = timings
@@ -51,7 +54,7 @@ public final class ContainerExecutor: ModelExecutor {
         client = ModelServerClient(http: http)
         pool = InstancePool(
             argv: serve, basePort: port, slots: endpoint.maxConcurrentInvocationsPerInstance,
-            limits: endpoint.instances, timings: timings, client: client
+            limits: endpoint.instances, timings: timings, client: client, processGroups: processGroups
         )
     }
 

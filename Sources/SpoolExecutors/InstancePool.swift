@@ -37,7 +37,14 @@ actor InstancePool {
     /// `killAllNow`).
     private nonisolated let live = Mutex<[ModelServerInstance]>([])
 
-    init(argv: [String], basePort: Int, slots: Int, limits: InstanceConfig, timings: ContainerTimings, client: ModelServerClient) {
+    /// Where the servers' process groups are written down (see `ProcessGroupRecord`).
+    let processGroups: ProcessGroupRecord?
+
+    init(
+        argv: [String], basePort: Int, slots: Int, limits: InstanceConfig, timings: ContainerTimings, client: ModelServerClient,
+        processGroups: ProcessGroupRecord? = nil
+    ) {
+        self.processGroups = processGroups
         self.argv = argv
         self.basePort = basePort
         self.slots = max(1, slots)
@@ -164,7 +171,7 @@ actor InstancePool {
     private func start() {
         let used = Set(entries.map(\.instance.index))
         let index = (0...).first { !used.contains($0) }!
-        let instance = ModelServerInstance(index: index, port: basePort + index, argv: argv)
+        let instance = ModelServerInstance(index: index, port: basePort + index, argv: argv, processGroups: processGroups)
         entries.append(Entry(instance: instance, phase: .starting))
         live.withLock { $0.append(instance) }
         Task {

@@ -30,7 +30,11 @@ final class ModelServerInstance: Sendable {
     /// Ends when the server has exited (or could not be started).
     private let exit = Mutex<Task<Void, Never>?>(nil)
 
-    init(index: Int, port: Int, argv: [String]) {
+    /// Where the server's process group is written down while it runs.
+    private let processGroups: ProcessGroupRecord?
+
+    init(index: Int, port: Int, argv: [String], processGroups: ProcessGroupRecord? = nil) {
+        self.processGroups = processGroups
         self.index = index
         self.port = port
         self.argv = argv
@@ -95,6 +99,8 @@ final class ModelServerInstance: Sendable {
                 let outcome = try await Subprocess.run(configuration, input: .none, output: .discarded, error: .sequence) { execution in
                     let pid = execution.processIdentifier.value
                     state.withLock { $0.pid = pid }
+                    processGroups?.started(pid)
+                    defer { processGroups?.finished(pid) }
                     spawned.resume(.success(()))
                     do {
                         for try await chunk in execution.standardError {

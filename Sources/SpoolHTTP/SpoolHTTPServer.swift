@@ -77,9 +77,14 @@ public struct SpoolHTTPServer: Sendable {
         let onListening = self.onListening
         let logger = self.logger
         let requested = address
+        let http = engine.config.http
+        let connections = http.maxConnections ?? DescriptorLimit.connections(for: DescriptorLimit.raise())
         return Application(
             router: router,
-            configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "spool"),
+            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(http.idleTimeoutSeconds)))),
+            configuration: ApplicationConfiguration(
+                address: .hostname(address.host, port: address.port), serverName: "spool",
+                availableConnectionsDelegate: .maximum(connections, logger: logger)),
             onServerRunning: { channel in
                 let bound = ListenAddress(host: requested.host, port: channel.localAddress?.port ?? requested.port)
                 logger.info("HTTP API listening", metadata: ["spool.http.address": "http://\(bound)"])

@@ -50,6 +50,7 @@ public struct DirectoryScanner: Sendable {
         file: (String, UInt8) -> Void
     ) {
         var pending = [subdirectory]
+        // An entry renamed to a UTF-8 name (see `renameToUTF8`) may be listed again under it.
         while let relative = pending.popLast() {
             enteringDirectory(relative)
             let absolute = relative.isEmpty ? directory : directory + "/" + relative
@@ -63,7 +64,7 @@ public struct DirectoryScanner: Sendable {
                 continue
             }
             FileTree.forEachEntry(of: stream) { cName, type in
-                guard let name = String(validatingCString: cName) else { return }
+                guard let name = String(validatingCString: cName) ?? Self.renameToUTF8(cName, in: absolute) else { return }
                 let childRelative = joinRelative(relative, name)
                 if FileTree.isDirectory(type: type, path: absolute + "/" + name) {
                     if !DropRules.isIgnoredDirectory(name: name) { pending.append(childRelative) }
@@ -72,5 +73,43 @@ public struct DirectoryScanner: Sendable {
                 }
             }
         }
+    }
+
+    /// Gives an entry whose name is not valid UTF-8 (which no `String` path can name, so it would
+    /// stay in `incoming/` for good) a name that is: each byte that is not part of valid UTF-8
+    /// becomes `%XX`. Returns the new name, or nil when the rename failed (logged by the caller's
+    /// next scan finding it again) or the new name is taken.
+    static func renameToUTF8(_ raw: UnsafePointer<CChar>, in directory: String) -> String? {
+        let bytes = Array(UnsafeBufferPointer(start: raw, count: strlen(raw))).map { UInt8(bitPattern: $0) }
+        let name = percentEscapingInvalidUTF8(bytes)
+        let parent = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard parent >= 0 else { return nil }
+        defer { close(parent) }
+        // Never over an entry that already has the new name.
+        var existing = stat()
+        guard fstatat(parent, name, &existing, AT_SYMLINK_NOFOLLOW) != 0, errno == ENOENT else { return nil }
+        return renameat(parent, raw, parent, name) == 0 ? name : nil
+    }
+
+    /// `bytes` as UTF-8, with every byte that does not belong to a valid sequence as `%XX`.
+    static func percentEscapingInvalidUTF8(_ bytes: [UInt8]) -> String {
+        var out = ""
+        var index = 0
+        while index < bytes.count {
+            var matched = false
+            for length in (1...4).reversed() where index + length <= bytes.count {
+                if let text = String(validating: bytes[index..<index + length], as: UTF8.self), text.unicodeScalars.count == 1 {
+                    out += text
+                    index += length
+                    matched = true
+                    break
+                }
+            }
+            if !matched {
+                out += String(format: "%%%02X", bytes[index])
+                index += 1
+            }
+        }
+        return out
     }
 }

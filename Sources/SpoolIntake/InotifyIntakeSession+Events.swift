@@ -33,7 +33,14 @@ extension InotifyIntakeSession {
         guard let watch = watches[event.watch] else { return }
         if event.has(IN_MOVE_SELF) { return revalidate(event.watch) }
         // IN_DELETE_SELF: the kernel drops the watch and sends IN_IGNORED next.
-        guard let name = event.name, !name.isEmpty else { return }
+        guard let name = event.name else {
+            // A name that is not UTF-8: the scan gives it one that is, and takes it then.
+            if event.has(IN_CLOSE_WRITE) || event.has(IN_MOVED_TO) || event.has(IN_CREATE) {
+                scan(folder: watch.folder, under: watch.relative, rewatch: event.isDirectory)
+            }
+            return
+        }
+        guard !name.isEmpty else { return }
         let relative = joinRelative(watch.relative, name)
         if event.isDirectory {
             // A new folder: watch it (and everything in it), then scan it, so that a file made in

@@ -38,6 +38,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let logger = LogSetup.bootstrap(level: logLevel)
         let config = try options.loadConfig()
+        DescriptorLimit.raise()
         var address: ListenAddress?
         if let listen {
             let parsed = try ListenAddress.parse(listen)

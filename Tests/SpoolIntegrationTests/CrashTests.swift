@@ -112,6 +112,43 @@ extension IntegrationTests {
             #expect(try root.events().filter { $0.inferenceId == running.InferenceId }.count == 1)
         }
 
+        @Test("kill -9 of the daemon while a command model runs: the restarted daemon kills the orphaned model before retrying",
+              .timeLimit(.minutes(2)))
+        func killNineLeavesNoOrphanModel() async throws {
+            let root = try SpoolRoot()
+            let pids = root.base + "/pids"
+            try Files.makeDirectories(pids)
+            // Each attempt writes its PID, then runs long (a child of the shell, in its group).
+            let script = "echo $$ > \(pids)/$(date +%s%N); sleep 600; cat"
+            try Files.write(root.path + "/spool.toml", """
+                [endpoints.default]
+                model = { command = ["sh", "-c", \(String(reflecting: script))] }
+                """)
+            func attempts() -> [pid_t] {
+                ((try? FileManager.default.contentsOfDirectory(atPath: pids)) ?? []).sorted().compactMap {
+                    Files.text(pids + "/" + $0).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                }
+            }
+            func isRunning(_ pid: pid_t) -> Bool {
+                guard let stat = Files.text("/proc/\(pid)/stat"), let paren = stat.lastIndex(of: ")") else { return false }
+                let state = stat[stat.index(paren, offsetBy: 2)]
+                return state != "Z" && state != "X"
+            }
+            defer { for pid in attempts() { kill(-pid, SIGKILL) } }
+            let first = try root.serve()
+            try Files.write(root.incoming + "/job.txt", "x")
+            try await root.waitUntil("the first attempt") { attempts().count == 1 }
+            let orphan = attempts()[0]
+            first.send(SIGKILL)
+            #expect(try await first.waitForExit() == 128 + SIGKILL)
+            #expect(isRunning(orphan), "the model outlives the daemon's kill -9")
+
+            _ = try root.serve()
+            try await root.waitUntil("the orphaned model killed") { !isRunning(orphan) }
+            try await root.waitUntil("the retried attempt") { attempts().count == 2 }
+            #expect(!isRunning(orphan))
+        }
+
         @Test("kill -9 of spool invoke in the middle of a copy leaves no payload copy behind once a daemon starts",
               .timeLimit(.minutes(2)))
         func killNineDuringInvokeCopy() async throws {

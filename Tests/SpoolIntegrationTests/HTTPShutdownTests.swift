@@ -86,3 +86,56 @@ extension IntegrationTests {
         }
     }
 }
+
+/// Opens a loopback connection and sends the start of a request that never ends; nil when the
+/// connection is not established within 200 ms (the server's accept queue is full).
+func halfSentRequest(port: Int) -> Int32? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    let start = "POST /endpoints/default/async-invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nabc"
+    guard connected == 0, start.withCString({ send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }) > 0 else {
+        close(fd)
+        return nil
+    }
+    return fd
+}
+
+extension IntegrationTests {
+    @Suite(.serialized) struct HTTPLimits {
+        @Test("a thousand half-sent requests under a 1,024-descriptor limit: dropped files still succeed, and /ping answers again",
+              .timeLimit(.minutes(3)))
+        func halfSentRequestsDoNotStarveTheDaemon() async throws {
+            let root = try SpoolRoot(config: config(model: "echo") + "\n[http]\nidle_timeout_seconds = 2\n")
+            let port = try freePort()
+            let daemon = try root.serve(launcher: ["/usr/bin/prlimit", "--nofile=1024:1024", "--"], ["--listen", "127.0.0.1:\(port)"])
+            try await root.waitUntil("the API") { rawHTTP(port: port, "GET", "/ping")?.status == 200 }
+            try await root.warmUp()
+            var open: [Int32] = []
+            defer { open.forEach { close($0) } }
+            for _ in 0..<1000 {
+                if let fd = halfSentRequest(port: port) { open.append(fd) }
+            }
+            #expect(open.count > 300, "most connections were established (\(open.count))")
+            // The core path keeps its descriptors
+            let names = (0..<50).map { "after-\($0).txt" }
+            for name in names { try Files.write(root.incoming + "/" + name, name) }
+            try await root.waitUntil("every dropped file's output", timeout: .seconds(60)) {
+                names.allSatisfy { Files.exists(root.output($0)) }
+            }
+            #expect(names.allSatisfy { Files.text(root.output($0)) == $0 })
+            #expect(!Files.exists(root.errors) || Files.files(under: root.errors).isEmpty, "no request failed")
+            // Idle connections are closed, so the API answers again
+            try await root.waitUntil("/ping answering", timeout: .seconds(60)) { rawHTTP(port: port, "GET", "/ping")?.status == 200 }
+            #expect(daemon.isRunning)
+        }
+    }
+}

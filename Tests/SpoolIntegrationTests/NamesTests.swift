@@ -42,6 +42,31 @@ extension IntegrationTests {
             #expect(Files.files(under: root.outputs).count == 1 + lengths.count)
         }
 
+        /// Writes `content` to a file whose name is `name` as raw bytes (not necessarily UTF-8).
+        static func writeRaw(folder: String, name: [UInt8], _ content: String) throws {
+            let path = (Array(folder.utf8) + [0x2F] + name + [0]).map { CChar(bitPattern: $0) }
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            guard fd >= 0 else { throw HarnessError("open: errno \(errno)") }
+            _ = content.withCString { write(fd, $0, strlen($0)) }
+            close(fd)
+        }
+
+        @Test("names that are not UTF-8, present at start or dropped later, are taken under a %XX name, never left behind",
+              .timeLimit(.minutes(2)))
+        func namesThatAreNotUTF8AreTaken() async throws {
+            let root = try SpoolRoot(config: config(model: "echo"))
+            try Self.writeRaw(folder: root.incoming, name: Array("early".utf8) + [0xFF] + Array(".txt".utf8), "early")
+            _ = try root.serve()
+            try await root.warmUp()
+            try Self.writeRaw(folder: root.incoming, name: Array("late".utf8) + [0xC3, 0x28] + Array(".txt".utf8), "late")
+            try await root.waitUntil("both outputs") {
+                Files.exists(root.output("early%FF.txt")) && Files.exists(root.output("late%C3(.txt"))
+            }
+            #expect(Files.text(root.output("early%FF.txt")) == "early")
+            #expect(Files.text(root.output("late%C3(.txt")) == "late")
+            #expect(Files.files(under: root.incoming).isEmpty, "nothing stays in incoming/")
+        }
+
         @Test("the same name dropped twice with concurrency: the newer request's result wins, whatever finishes last",
               .timeLimit(.minutes(2)))
         func newestRequestForAPathWins() async throws {
@@ -70,5 +95,32 @@ extension IntegrationTests {
             #expect(Files.text(root.output("other.txt")) == "0 fine\n")
             #expect(!Files.exists(root.marker("other.txt")), "the older failure leaves no marker beside the newer success")
         }
+    }
+}
+
+extension IntegrationTests.Names {
+    @Test("a payload still being written after it was taken fails with InvalidRequest naming the sizes, never a mixed output",
+          .timeLimit(.minutes(2)))
+    func payloadRewrittenWhileProcessedFails() async throws {
+        let root = try SpoolRoot(config: """
+            [endpoints.default]
+            model = { command = ["sh", "-c", "sleep 1; cat"] }
+            """)
+        _ = try root.serve()
+        // A writer that breaks the drop contract: it closes one descriptor (the daemon takes the
+        // file at that close) and goes on writing through another.
+        let path = root.incoming + "/growing.txt"
+        let first = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let second = open(path, O_WRONLY | O_APPEND)
+        defer { close(second) }
+        _ = write(first, "first part\n", 11)
+        close(first)
+        _ = try await root.waitForState("running")
+        _ = write(second, "second part\n", 12)
+        try await root.waitUntil("the marker") { Files.exists(root.marker("growing.txt")) }
+        let marker = try root.readMarker("growing.txt")
+        #expect(marker.failureCode == "InvalidRequest")
+        #expect(marker.failureReason.contains("11 bytes") && marker.failureReason.contains("23 now"), "\(marker.failureReason)")
+        #expect(!Files.exists(root.output("growing.txt")))
     }
 }

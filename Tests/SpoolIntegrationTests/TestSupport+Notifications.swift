@@ -31,8 +31,11 @@ final class WebhookServer: @unchecked Sendable {
                     f.write(self.headers.get('Content-Type', '') + '\\n')
                 ok = mode == 'ok' or (mode == 'fail-twice' and seen[0] > 2)
                 if ok:
-                    with open(os.path.join(out, 'delivered-%d.json' % seen[0]), 'wb') as f:
+                    # Written under a temporary name and renamed, so a reader never sees it half-written.
+                    final = os.path.join(out, 'delivered-%d.json' % seen[0])
+                    with open(final + '.tmp', 'wb') as f:
                         f.write(body)
+                    os.rename(final + '.tmp', final)
                 self.send_response(200 if ok else 500)
                 self.send_header('Content-Length', '0')
                 self.end_headers()
@@ -80,7 +83,7 @@ final class WebhookServer: @unchecked Sendable {
 
     /// Bodies answered 200.
     var delivered: [Data] {
-        Files.files(under: directory).filter { $0.hasPrefix("delivered-") }.sorted()
+        Files.files(under: directory).filter { $0.hasPrefix("delivered-") && $0.hasSuffix(".json") }.sorted()
             .compactMap { FileManager.default.contents(atPath: directory + "/" + $0) }
     }
 }

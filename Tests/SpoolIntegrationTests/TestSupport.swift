@@ -49,8 +49,10 @@ final class Child: @unchecked Sendable {
     let stderrPath: String
     private let process = Process()
 
-    /// - Parameter user: run as this uid and gid (through `setpriv`), not as the test's user.
-    init(arguments: [String], stdin: String?, logPrefix: String, user: UInt32? = nil) throws {
+    /// - Parameters:
+    ///   - user: run as this uid and gid (through `setpriv`), not as the test's user.
+    ///   - launcher: a command that runs the binary (`prlimit --nofile=…`), with its arguments.
+    init(arguments: [String], stdin: String?, logPrefix: String, user: UInt32? = nil, launcher: [String] = []) throws {
         name = "spool " + arguments.joined(separator: " ")
         stdoutPath = logPrefix + ".stdout"
         stderrPath = logPrefix + ".stderr"
@@ -60,6 +62,9 @@ final class Child: @unchecked Sendable {
         if let user {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
             process.arguments = ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", "--", try SpoolBinary.shared()] + arguments
+        } else if let command = launcher.first {
+            process.executableURL = URL(fileURLWithPath: command)
+            process.arguments = launcher.dropFirst() + [SpoolBinary.path] + arguments
         } else {
             process.executableURL = URL(fileURLWithPath: SpoolBinary.path)
             process.arguments = arguments
@@ -154,6 +159,15 @@ final class SpoolRoot: @unchecked Sendable {
 
     /// Starts the daemon.
     func serve(_ arguments: [String] = []) throws -> Child { try spawn("serve", arguments) }
+
+    /// Starts the daemon through `launcher` (a command and its arguments, the binary after them).
+    func serve(launcher: [String], _ arguments: [String] = []) throws -> Child {
+        let child = try Child(
+            arguments: ["serve", "--root", path] + arguments, stdin: nil,
+            logPrefix: "\(base)/serve-launched-\(children.count + 1)", launcher: launcher)
+        children.append(child)
+        return child
+    }
 
     /// Starts the daemon as user `uid` (group `uid` too), after giving that user the root, but
     /// for the paths in `keeping` and what is below them.
