@@ -80,9 +80,13 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SpoolCoreTests", dependencies: ["SpoolCore"]),
+        // The ledger conformance suite: every driver's tests run it.
+        .target(name: "SpoolLedgerConformance", dependencies: ["SpoolCore"], path: "Tests/SpoolLedgerConformance"),
         .testTarget(
             name: "SpoolLedgerTests",
-            dependencies: ["SpoolLedger", "SpoolCore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "SpoolLedger", "SpoolCore", "SpoolLedgerConformance", .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         .testTarget(name: "SpoolIntakeTests", dependencies: ["SpoolIntake", "SpoolCore"]),
         .testTarget(name: "SpoolExecutorsTests", dependencies: ["SpoolExecutors", "SpoolCore"]),

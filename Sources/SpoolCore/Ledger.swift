@@ -1,11 +1,52 @@
 import Foundation
 
+/// What every process may read of the ledger: requests, the queue's counts, metrics.
+///
+/// Readers (`spool status`, `ls`, `stats`, `wait`, `cat`) open a reader and never change the
+/// store's schema. Every method is safe while other processes write.
+public protocol LedgerReader: Sendable {
+    func request(id: String) async throws -> InferenceRequest?
+
+    /// Requests matching `query`, newest first.
+    func list(_ query: LedgerQuery) async throws -> [InferenceRequest]
+
+    /// Finished requests whose finish time is before `cutoff`, earliest finish first, at most
+    /// `limit`: what retention and `spool gc` remove. Served by an index on the finish time, so a
+    /// batch costs the same however many requests the ledger holds.
+    func finished(before cutoff: Date, limit: Int) async throws -> [InferenceRequest]
+
+    /// Counts by state and the oldest queued arrival, per endpoint. Its cost does not grow with
+    /// the finished requests the ledger holds (it runs on every `/ping` and admission).
+    func queueStats() async throws -> [String: QueueStats]
+
+    /// The owners with requests in `running`, for the rescuer to check which are alive.
+    func runningOwners() async throws -> Set<String>
+
+    /// Of the given claim tokens, those that some request carries. A token found on disk and
+    /// not here is a claim its process made but never recorded.
+    func recordedClaimTokens(among tokens: [String]) async throws -> Set<String>
+
+    /// Finished requests whose notification has not been written yet, oldest first.
+    func unnotified(limit: Int) async throws -> [InferenceRequest]
+
+    // MARK: Metrics (`spool stats`, `GET /metrics`)
+
+    /// Every counter: endpoint → counter name → value.
+    func counters() async throws -> [String: [String: Int]]
+
+    /// The times of the `limit` most recently finished requests of `endpoint` that ran
+    /// (succeeded or failed after starting), most recent first: the latency window of `spool stats`.
+    func latencySamples(endpoint: String, limit: Int) async throws -> [LatencySample]
+}
+
 /// The durable record of every request: the queue, its claims, and its history.
 ///
-/// SQLite is the embedded implementation; a PostgreSQL one will share this protocol and its
-/// conformance tests. Every method is safe to call from several processes sharing one ledger:
-/// a request is claimed by exactly one caller.
-public protocol Ledger: Sendable {
+/// SQLite is the embedded implementation; a PostgreSQL one shares this protocol and the
+/// conformance suite (`Tests/SpoolLedgerConformance`). Every method is safe to call from
+/// several processes sharing one ledger: a request is claimed by exactly one caller. Nothing
+/// here is particular to one database: failures are `LedgerError`s, times are given by the
+/// caller, and the driver decides how to make a claim cheap.
+public protocol Ledger: LedgerReader {
     /// Records new requests, all in one transaction (a burst of drops costs one write). A request
     /// given an `initialFailure` is recorded as already `failed` (bad metadata, payload too large)
     /// so that it has a row, a marker and an event like any other. Returns, in the order given,
@@ -19,9 +60,7 @@ public protocol Ledger: Sendable {
     /// With `batch`, further queued requests of at most `batch.maxBytes` each are claimed in the
     /// same statement, up to `batch.more`, in arrival order, when the first one is that small
     /// too: a worker running small requests back to back then pays one write for several.
-    /// `busy` says the caller found work on its last call, so the implementation may skip any
-    /// cheap check meant for idle pollers.
-    func claimNext(endpoints: [String], owner: String, now: Date, batch: ClaimBatch, busy: Bool) async throws -> ClaimResult
+    func claimNext(endpoints: [String], owner: String, now: Date, batch: ClaimBatch) async throws -> ClaimResult
 
     /// Records the bytes consumed so far. Returns false when the request is no longer running
     /// for `owner` (cancelled, or taken away): the caller should stop the attempt.
@@ -38,9 +77,6 @@ public protocol Ledger: Sendable {
     @discardableResult
     func requeue(owner: String) async throws -> Int
 
-    /// The owners with requests in `running`, for the rescuer to check which are alive.
-    func runningOwners() async throws -> Set<String>
-
     /// Cancels a queued or running request. Returns the updated request, or nil if unknown.
     /// - Throws: `LedgerError.conflict` when it already finished.
     func cancel(id: String, now: Date) async throws -> InferenceRequest?
@@ -49,44 +85,16 @@ public protocol Ledger: Sendable {
     /// - Throws: `LedgerError.conflict` when it is not in such a state.
     func retry(id: String, now: Date) async throws -> InferenceRequest?
 
-    func request(id: String) async throws -> InferenceRequest?
-
-    /// Requests matching `query`, newest first.
-    func list(_ query: LedgerQuery) async throws -> [InferenceRequest]
-
-    /// Finished requests whose finish time is before `cutoff`, earliest finish first, at most
-    /// `limit`: what retention and `spool gc` remove. Served by an index on the finish time, so a
-    /// batch costs the same however many requests the ledger holds.
-    func finished(before cutoff: Date, limit: Int) async throws -> [InferenceRequest]
-
-    /// Counts by state and the oldest queued arrival, per endpoint.
-    func queueStats() async throws -> [String: QueueStats]
-
-    /// Of the given claim tokens, those with no request: claims a crash left half-made.
-    func unknownClaimTokens(_ tokens: [String]) async throws -> [String]
-
-    /// Finished requests whose notification has not been written yet, oldest first.
-    func unnotified(limit: Int) async throws -> [InferenceRequest]
-
     func markNotified(ids: [String]) async throws
 
-    /// Deletes the finished requests among `ids` (for `spool gc`); queued and running ones stay.
-    /// Returns how many were deleted.
+    /// Deletes the finished requests among `ids` (for retention and `spool gc`); queued and
+    /// running ones stay. Returns how many were deleted.
     @discardableResult
     func delete(ids: [String]) async throws -> Int
-
-    // MARK: Metrics (SPEC 7)
 
     /// Adds `amount` to the named counter of `endpoint` (created at 0), such as
     /// `NotificationFailures`. Counters survive restarts and are shared by every process.
     func incrementCounter(_ name: String, endpoint: String, by amount: Int) async throws
-
-    /// Every counter: endpoint → counter name → value.
-    func counters() async throws -> [String: [String: Int]]
-
-    /// The times of the `limit` most recently finished requests of `endpoint` that ran
-    /// (succeeded or failed after starting), most recent first: the latency window of `spool stats`.
-    func latencySamples(endpoint: String, limit: Int) async throws -> [LatencySample]
 }
 
 /// A request to record, for `Ledger.admit`.
@@ -114,7 +122,7 @@ public struct FinishedAttempt: Sendable {
 extension Ledger {
     /// Claims the oldest queued request of `endpoints` (see the requirement).
     public func claimNext(endpoints: [String], owner: String, now: Date) async throws -> ClaimResult {
-        try await claimNext(endpoints: endpoints, owner: owner, now: now, batch: .single, busy: false)
+        try await claimNext(endpoints: endpoints, owner: owner, now: now, batch: .single)
     }
 
     /// Records one new request.
@@ -218,14 +226,29 @@ public struct QueueStats: Sendable, Equatable, Codable {
 public enum LedgerError: Error, Equatable, CustomStringConvertible {
     case duplicateInferenceID(String)
     case conflict(String)
-    /// The storage failed; `code` is the engine's result code.
-    case storage(code: Int32, message: String)
+    /// The store failed; `failure` says how, as far as a caller may act on it, and `message`
+    /// is the driver's own account.
+    case storage(StorageFailure, message: String)
 
     public var description: String {
         switch self {
         case .duplicateInferenceID(let id): "InferenceId \(id) is already used"
         case .conflict(let reason): reason
-        case .storage(let code, let message): "ledger error \(code): \(message)"
+        case .storage(let failure, let message): "ledger \(failure.rawValue): \(message)"
         }
     }
+}
+
+/// How a ledger's store failed, whatever the database.
+public enum StorageFailure: String, Sendable, Equatable {
+    /// Another process held a lock longer than the ledger waits: try again later.
+    case busy
+    /// The disk (or the database's quota) is full: try again once there is space.
+    case full
+    /// The store cannot be reached or opened (permissions, I/O errors, a server down).
+    case unavailable
+    /// The store holds something the ledger cannot read (a damaged file, a foreign schema).
+    case corrupt
+    /// Anything else.
+    case other
 }

@@ -12,14 +12,14 @@ public struct MetricsCollector: Sendable {
 
     let layout: SpoolLayout
     let config: SpoolConfig
-    let ledger: any Ledger
+    let ledger: any LedgerReader
     /// The calling process's own owner and live instance counts, when it runs an engine: its
     /// status file is skipped and these numbers used instead.
     let local: (owner: String, instances: @Sendable () -> [String: Int])?
 
     /// A collector for a process without an engine (`spool stats`): instances come from the
     /// status files of the live daemons.
-    public init(layout: SpoolLayout, config: SpoolConfig, ledger: any Ledger) {
+    public init(layout: SpoolLayout, config: SpoolConfig, ledger: any LedgerReader) {
         self.layout = layout
         self.config = config
         self.ledger = ledger

@@ -56,7 +56,8 @@ extension SpoolEngine {
             }
             guard !tokens.isEmpty else { continue }
             do {
-                for token in try await ledger.unknownClaimTokens(tokens) {
+                let recorded = try await ledger.recordedClaimTokens(among: tokens)
+                for token in tokens where !recorded.contains(token) {
                     guard let claimed = claimer.recover(endpoint: endpoint.name, token: token) else { continue }
                     logger.notice("recording a claim left by a stopped process", metadata: ["spool.input": "\(claimed.relativePath)"])
                     await record(claimed, endpoint: endpoint, source: .drop, metadata: nil)

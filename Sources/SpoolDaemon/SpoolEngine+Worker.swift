@@ -29,19 +29,17 @@ extension SpoolEngine {
     private func work(endpoint: EndpointConfig, executor: any ModelExecutor, untilIdle: Bool, stopping: @Sendable () -> Bool) async {
         let name = endpoint.name
         let batch = executor.claimBatch
-        var busy = false
         while !Task.isCancelled && !stopping() {
             let claim: ClaimResult
             do {
-                claim = try await ledger.claimNext(endpoints: [name], owner: owner, now: Date(), batch: batch, busy: busy)
+                claim = try await ledger.claimNext(endpoints: [name], owner: owner, now: Date(), batch: batch)
             } catch {
                 logger.error("could not claim from the ledger", metadata: ["spool.endpoint": "\(name)", "spool.error": "\(error)"])
                 try? await Task.sleep(for: .seconds(1))
                 continue
             }
             for expired in claim.expired { await publisher.publish(expired) }
-            busy = !claim.batch.isEmpty
-            guard busy else {
+            guard !claim.batch.isEmpty else {
                 publisher.trash.emptyIfDue()
                 if untilIdle { return }
                 await doorbells[name]?.wait(timeout: Self.idlePoll)

@@ -67,11 +67,10 @@ extension SQLiteLedger {
         }
     }
 
-    /// The tokens among `tokens` that no request carries, in the order given, each once.
-    public func unknownClaimTokens(_ tokens: [String]) async throws -> [String] {
-        var seen = Set<String>()
-        let unique = tokens.filter { seen.insert($0).inserted }
-        let known = try await read { db in
+    /// The tokens among `tokens` that some request carries.
+    public func recordedClaimTokens(among tokens: [String]) async throws -> Set<String> {
+        let unique = Array(Set(tokens))
+        return try await read { db in
             var known = Set<String>()
             for start in stride(from: 0, to: unique.count, by: Self.chunkSize) {
                 let chunk = Array(unique[start..<min(start + Self.chunkSize, unique.count)])
@@ -81,7 +80,6 @@ extension SQLiteLedger {
             }
             return known
         }
-        return unique.filter { !known.contains($0) }
     }
 
     /// Finished requests not yet marked notified, earliest finish first.
@@ -122,7 +120,7 @@ extension SQLiteLedger {
             return try JSONDecoder().decode([AttemptError].self, from: Data(json.utf8))
         } catch {
             throw LedgerError.storage(
-                code: ResultCode.SQLITE_MISMATCH.rawValue,
+                .corrupt,
                 message: "requests.attempt_errors of \(id) is not a list of attempt errors: \(error)")
         }
     }

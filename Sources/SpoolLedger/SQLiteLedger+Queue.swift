@@ -53,19 +53,17 @@ extension SQLiteLedger {
     /// `now`, then claims the oldest queued request (by arrival, across `endpoints`) for `owner`
     /// with a single `UPDATE … RETURNING`, starting one more attempt; with `batch`, the same
     /// statement also claims up to `batch.more` further small requests.
-    public func claimNext(endpoints: [String], owner: String, now: Date, batch: ClaimBatch, busy: Bool) async throws -> ClaimResult {
+    public func claimNext(endpoints: [String], owner: String, now: Date, batch: ClaimBatch) async throws -> ClaimResult {
         guard !endpoints.isEmpty else { return ClaimResult(claimed: nil, expired: []) }
         let now = now.millisecondsSince1970
-        if !busy {
-            // Idle workers poll: a read (which takes no lock in WAL mode) spares them a write
-            // transaction when nothing is queued.
-            let anyQueued = try await read { db in
-                try SQLRequest<Bool>(literal: """
-                    SELECT EXISTS (SELECT 1 FROM requests WHERE state = 'queued' AND endpoint IN \(endpoints))
-                    """).fetchOne(db) ?? false
-            }
-            guard anyQueued else { return ClaimResult(claimed: nil, expired: []) }
+        // Idle workers poll: a read (which takes no lock in WAL mode, and is one index probe)
+        // spares them a write transaction when nothing is queued.
+        let anyQueued = try await read { db in
+            try SQLRequest<Bool>(literal: """
+                SELECT EXISTS (SELECT 1 FROM requests WHERE state = 'queued' AND endpoint IN \(endpoints))
+                """).fetchOne(db) ?? false
         }
+        guard anyQueued else { return ClaimResult(claimed: nil, expired: []) }
         return try await write { db in
             let expired = try Self.requests(db, """
                 UPDATE requests

@@ -47,7 +47,7 @@ struct RequestColumns {
         for (i, name) in names.enumerated() where index[name.lowercased()] == nil { index[name.lowercased()] = i }
         func at(_ column: String) throws -> Int {
             guard let i = index[column] else {
-                throw LedgerError.storage(code: ResultCode.SQLITE_MISMATCH.rawValue, message: "requests.\(column) is missing from the result")
+                throw LedgerError.storage(.corrupt, message: "requests.\(column) is missing from the result")
             }
             return i
         }
@@ -90,14 +90,14 @@ extension InferenceRequest {
             guard let raw: String = try row.decode(atIndex: index) else { return nil }
             guard let value = Value(rawValue: raw) else {
                 throw LedgerError.storage(
-                    code: ResultCode.SQLITE_MISMATCH.rawValue,
+                    .corrupt,
                     message: "requests.\(column) holds an unknown value '\(raw)'")
             }
             return value
         }
         func required<Value>(_ column: String, _ value: Value?) throws -> Value {
             guard let value else {
-                throw LedgerError.storage(code: ResultCode.SQLITE_MISMATCH.rawValue, message: "requests.\(column) is NULL")
+                throw LedgerError.storage(.corrupt, message: "requests.\(column) is NULL")
             }
             return value
         }

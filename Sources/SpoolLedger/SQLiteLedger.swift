@@ -24,18 +24,38 @@ public final class SQLiteLedger: Ledger {
 
     /// Opens (or creates) the ledger at `path`, creating its parent directories, and brings its
     /// schema up to date. With a `meter`, every statement's work is counted in it.
+    ///
+    /// With `migrating: false` (readers: `spool status`, `ls`, `stats`, `wait`, `cat`), the file
+    /// must exist and its schema must be current: a reader never changes it, and says so when
+    /// an older Spool wrote it.
     /// - Throws: `LedgerError.storage` when the file cannot be opened or migrated.
     public init(
-        path: String, busyTimeout: TimeInterval = SQLiteLedger.defaultBusyTimeout, meter: StatementMeter? = nil
+        path: String, busyTimeout: TimeInterval = SQLiteLedger.defaultBusyTimeout, meter: StatementMeter? = nil,
+        migrating: Bool = true
     ) throws {
         self.meter = meter
+        if !migrating {
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(busyTimeout)
+            configuration.label = "spool.ledger.reader"
+            do {
+                pool = try DatabasePool(path: path, configuration: configuration)
+                guard try pool.read(Self.migrator.hasCompletedMigrations) else {
+                    throw LedgerError.storage(
+                        .unavailable,
+                        message: "the ledger at \(path) was written by an older Spool: `spool serve` or `spool drain` brings it up to date")
+                }
+            } catch {
+                throw Self.ledgerError(error)
+            }
+            return
+        }
         do {
             let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
             throw LedgerError.storage(
-                code: ResultCode.SQLITE_CANTOPEN.rawValue,
-                message: "cannot create the ledger's directory for \(path): \(error.localizedDescription)")
+                .unavailable, message: "cannot create the ledger's directory for \(path): \(error.localizedDescription)")
         }
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
@@ -109,7 +129,8 @@ public final class SQLiteLedger: Ledger {
     }
 
     /// The error a caller of the ledger sees: `LedgerError` as is, cancellation as is, anything
-    /// from SQLite or GRDB as `LedgerError.storage` with the SQLite primary result code.
+    /// from SQLite or GRDB as `LedgerError.storage`, its kind from the SQLite primary result code
+    /// and the code kept in the message.
     static func ledgerError(_ error: any Error) -> any Error {
         switch error {
         case let error as LedgerError:
@@ -117,9 +138,22 @@ public final class SQLiteLedger: Ledger {
         case is CancellationError:
             error
         case let error as DatabaseError:
-            LedgerError.storage(code: error.resultCode.rawValue, message: error.message ?? error.description)
+            LedgerError.storage(
+                failure(error.resultCode),
+                message: "SQLite error \(error.resultCode.rawValue): \(error.message ?? error.description)")
         default:
-            LedgerError.storage(code: ResultCode.SQLITE_ERROR.rawValue, message: String(describing: error))
+            LedgerError.storage(.other, message: String(describing: error))
+        }
+    }
+
+    /// What an SQLite primary result code means to a caller.
+    static func failure(_ code: ResultCode) -> StorageFailure {
+        switch code.primaryResultCode {
+        case .SQLITE_BUSY, .SQLITE_LOCKED: .busy
+        case .SQLITE_FULL: .full
+        case .SQLITE_IOERR, .SQLITE_CANTOPEN, .SQLITE_READONLY, .SQLITE_PERM, .SQLITE_AUTH: .unavailable
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB, .SQLITE_MISMATCH, .SQLITE_SCHEMA, .SQLITE_FORMAT: .corrupt
+        default: .other
         }
     }
 

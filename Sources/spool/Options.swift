@@ -26,6 +26,18 @@ struct RootOptions: ParsableArguments {
         }
     }
 
+    /// The ledger, to read: opened without touching its schema (a ledger that does not exist
+    /// yet is created, as the first write would).
+    func openReader() throws -> SQLiteLedger {
+        let path = layout.ledgerPath
+        guard FileManager.default.fileExists(atPath: path) else { return try openLedger() }
+        do {
+            return try SQLiteLedger(path: path, migrating: false)
+        } catch {
+            throw CLIError.failure("cannot read the ledger at \(path): \(error)")
+        }
+    }
+
     /// The ledger, read-write (the CLI records cancels and submissions too).
     func openLedger() throws -> SQLiteLedger {
         let layout = self.layout

@@ -1,6 +1,7 @@
 import Foundation
 import SpoolCore
 import SpoolLedger
+import SpoolLedgerConformance
 import Testing
 
 /// The ledger conformance suite on a real SQLite file, one fresh directory per check.

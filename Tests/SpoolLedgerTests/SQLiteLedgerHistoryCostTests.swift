@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import SpoolCore
 import SpoolLedger
+import SpoolLedgerConformance
 import Testing
 
 /// The paths every request, `/ping`, the scaler and `spool stats` take cost the same with a long

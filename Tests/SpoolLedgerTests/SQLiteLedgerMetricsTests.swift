@@ -1,6 +1,7 @@
 import Foundation
 import SpoolCore
 import SpoolLedger
+import SpoolLedgerConformance
 import Testing
 
 /// The counters (migration "v2") and latency samples behind `spool stats`.

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import SpoolCore
 import SpoolLedger
+import SpoolLedgerConformance
 import Testing
 
 /// What the SQLite ledger offers beyond the `Ledger` protocol, and how it behaves as a file.
@@ -93,8 +94,8 @@ import Testing
 
             // …writes wait out the busy timeout and fail with SQLITE_BUSY; reads go on (WAL).
             await #expect { try await ledger.claimNext(endpoints: ["default"], owner: "w", now: Fixtures.t0) } throws: { error in
-                guard case .storage(let code, _)? = error as? LedgerError else { return false }
-                return code == ResultCode.SQLITE_BUSY.rawValue
+                guard case .storage(let failure, _)? = error as? LedgerError else { return false }
+                return failure == .busy
             }
             #expect(try await ledger.request(id: "r")?.state == .queued)
 

@@ -4,37 +4,44 @@ import Testing
 
 /// One behaviour every `Ledger` must have. A driver's test suite runs all of
 /// `LedgerConformance.checks` as one parameterized test.
-struct LedgerCheck: Sendable, CustomTestStringConvertible {
-    let name: String
-    let run: @Sendable (LedgerConformance) async throws -> Void
+public struct LedgerCheck: Sendable, CustomTestStringConvertible {
+    public let name: String
+    public let run: @Sendable (LedgerConformance) async throws -> Void
 
     init(_ name: String, _ run: @escaping @Sendable (LedgerConformance) async throws -> Void) {
         self.name = name
         self.run = run
     }
 
-    var testDescription: String { name }
+    public var testDescription: String { name }
 }
 
-/// The ledger conformance suite, written against `any Ledger` only.
+/// The ledger conformance suite, written against `any Ledger` only, in a test-support target of
+/// its own so that every driver's tests run it: `SpoolLedgerTests` on SQLite files, and any
+/// later driver on its own store.
 ///
 /// `makeLedger` opens a new handle on one empty store each time it is called, as another
 /// process would: the concurrency check opens two. Time is injected (`t0` plus seconds); no
 /// check sleeps.
-struct LedgerConformance: Sendable {
+public struct LedgerConformance: Sendable {
     let makeLedger: @Sendable () throws -> any Ledger
 
-    static let checks: [LedgerCheck] = admission + claiming + batches + lifecycle + queries + [
+    /// - Parameter makeLedger: opens a new handle on one empty store each time it is called.
+    public init(makeLedger: @escaping @Sendable () throws -> any Ledger) {
+        self.makeLedger = makeLedger
+    }
+
+    public static let checks: [LedgerCheck] = admission + claiming + batches + lifecycle + queries + [
         LedgerCheck("two handles claim every request exactly once") { try await $0.twoHandlesClaimEachRequestOnce() },
     ]
 
     /// A fixed, whole-second start time.
-    static let t0 = Date(timeIntervalSince1970: 1_750_000_000)
+    public static let t0 = Date(timeIntervalSince1970: 1_750_000_000)
 
-    static func at(_ seconds: Double) -> Date { t0.addingTimeInterval(seconds) }
+    public static func at(_ seconds: Double) -> Date { t0.addingTimeInterval(seconds) }
 
     /// A queued request as intake would admit it.
-    static func request(
+    public static func request(
         _ id: String, endpoint: String = "default", receivedAt: Date = t0, ttl: Int = 3600, maxAttempts: Int = 1
     ) -> InferenceRequest {
         InferenceRequest(
@@ -46,7 +53,7 @@ struct LedgerConformance: Sendable {
 
     /// Admits the requests in order and returns them as stored.
     @discardableResult
-    static func admit(_ requests: [InferenceRequest], to ledger: any Ledger) async throws -> [InferenceRequest] {
+    public static func admit(_ requests: [InferenceRequest], to ledger: any Ledger) async throws -> [InferenceRequest] {
         var stored: [InferenceRequest] = []
         for request in requests {
             stored.append(try await ledger.admit(request, initialFailure: nil))
@@ -55,7 +62,7 @@ struct LedgerConformance: Sendable {
     }
 
     /// Claims until the queue of `endpoints` is empty; returns the claimed ids in order.
-    static func drain(_ ledger: any Ledger, endpoints: [String] = ["default"], owner: String = "w", now: Date = t0) async throws -> [String] {
+    public static func drain(_ ledger: any Ledger, endpoints: [String] = ["default"], owner: String = "w", now: Date = t0) async throws -> [String] {
         var ids: [String] = []
         while let claimed = try await ledger.claimNext(endpoints: endpoints, owner: owner, now: now).claimed {
             ids.append(claimed.id)

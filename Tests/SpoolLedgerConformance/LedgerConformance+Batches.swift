@@ -47,7 +47,7 @@ extension LedgerConformance {
         ], to: ledger)
 
         let claim = try await ledger.claimNext(
-            endpoints: ["default"], owner: "w", now: Self.at(1), batch: ClaimBatch(more: 2, maxBytes: 100), busy: true)
+            endpoints: ["default"], owner: "w", now: Self.at(1), batch: ClaimBatch(more: 2, maxBytes: 100))
 
         // The large one is skipped, not claimed: it waits for a worker that takes it alone.
         #expect(claim.batch.map(\.id) == ["s1", "s2", "s3"])
@@ -61,12 +61,12 @@ extension LedgerConformance {
         try await Self.admit([Self.sized("big", 5000), Self.sized("s1", 10), Self.sized("s2", 10)], to: ledger)
 
         let claim = try await ledger.claimNext(
-            endpoints: ["default"], owner: "w", now: Self.at(1), batch: ClaimBatch(more: 15, maxBytes: 100), busy: false)
+            endpoints: ["default"], owner: "w", now: Self.at(1), batch: ClaimBatch(more: 15, maxBytes: 100))
 
         #expect(claim.batch.map(\.id) == ["big"])
-        let single = try await ledger.claimNext(endpoints: ["default"], owner: "w", now: Self.at(1), batch: .single, busy: true)
+        let single = try await ledger.claimNext(endpoints: ["default"], owner: "w", now: Self.at(1), batch: .single)
         #expect(single.batch.map(\.id) == ["s1"])
-        let empty = try await ledger.claimNext(endpoints: ["other"], owner: "w", now: Self.at(1), batch: ClaimBatch(more: 15, maxBytes: 100), busy: true)
+        let empty = try await ledger.claimNext(endpoints: ["other"], owner: "w", now: Self.at(1), batch: ClaimBatch(more: 15, maxBytes: 100))
         #expect(empty.batch.isEmpty && empty.claimed == nil)
     }
 
@@ -74,7 +74,7 @@ extension LedgerConformance {
         let ledger = try makeLedger()
         try await Self.admit([Self.request("ok"), Self.request("bad"), Self.request("again", maxAttempts: 2), Self.request("other")], to: ledger)
         let claim = try await ledger.claimNext(
-            endpoints: ["default"], owner: "w", now: Self.at(1), batch: ClaimBatch(more: 3, maxBytes: 1 << 20), busy: false)
+            endpoints: ["default"], owner: "w", now: Self.at(1), batch: ClaimBatch(more: 3, maxBytes: 1 << 20))
         #expect(claim.batch.count == 4)
         _ = try await ledger.cancel(id: "other", now: Self.at(2))
         let crash = Failure(.modelError, "The model crashed.", retryable: true)
