@@ -73,6 +73,11 @@ struct Retry: AsyncParsableCommand {
             throw CLIError.failure(reason)
         }
         guard let retried else { throw CLIError.usage("unknown inference id \(id)") }
+        // `spool gc` (or retention) may have removed the input between the look above and the
+        // retry: then the request cannot run, and saying it was queued would be untrue.
+        guard lstat(payload, &info) == 0 else {
+            throw CLIError.failure("the input of \(id) was removed while it was being retried; it will fail with InputUnreadable")
+        }
         if options.json {
             struct Line: Encodable { var InferenceId: String; var State: String }
             Output.json(Line(InferenceId: retried.id, State: retried.state.rawValue))

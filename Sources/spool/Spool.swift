@@ -23,6 +23,7 @@ struct Spool: AsyncParsableCommand {
 
     /// Parses and runs; user mistakes print one clear message and exit 2.
     static func main() async {
+        if InitProcess.isNeeded { Glibc.exit(InitProcess.run()) }
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
