@@ -81,7 +81,8 @@ public struct SpoolHTTPServer: Sendable {
         let connections = http.maxConnections ?? DescriptorLimit.connections(for: DescriptorLimit.raise())
         return Application(
             router: router,
-            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(http.idleTimeoutSeconds)))),
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [MalformedRequestHandler()], idleTimeout: .seconds(Int64(http.idleTimeoutSeconds)))),
             configuration: ApplicationConfiguration(
                 address: .hostname(address.host, port: address.port), serverName: "spool",
                 availableConnectionsDelegate: .maximum(connections, logger: logger)),

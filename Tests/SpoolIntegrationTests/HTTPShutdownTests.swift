@@ -71,13 +71,16 @@ extension IntegrationTests {
             #expect(Files.text(root.output("job.txt"))?.hasPrefix("3") == true, "the running request finished")
         }
 
-        @Test("unknown paths and methods get SageMaker's JSON error, not an empty body", .timeLimit(.minutes(2)))
+        @Test("unknown paths and methods, and requests that are not HTTP at all, get SageMaker's JSON error, not an empty body",
+              .timeLimit(.minutes(2)))
         func unknownPathsAnswerJSON() async throws {
             let root = try SpoolRoot(config: config(model: "echo"))
             let port = try freePort()
             _ = try root.serve(["--listen", "127.0.0.1:\(port)"])
             try await root.waitUntil("the API") { rawHTTP(port: port, "GET", "/ping")?.status == 200 }
-            for (method, path) in [("GET", "/nowhere"), ("DELETE", "/ping"), ("GET", "/endpoints/default/async-invocations")] {
+            for (method, path) in [
+                ("GET", "/nowhere"), ("DELETE", "/ping"), ("GET", "/endpoints/default/async-invocations"), ("GARBAGE\u{1}", "/"),
+            ] {
                 let answer = try #require(rawHTTP(port: port, method, path))
                 #expect((400..<500).contains(answer.status), "\(method) \(path): \(answer)")
                 let json = try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any]
