@@ -2,7 +2,7 @@ import Foundation
 import Prometheus
 import SpoolCore
 
-/// Computes the metrics of SPEC 7 from the ledger and the daemons' status files, so any
+/// Computes SageMaker's async-endpoint metrics (backlog, age, latencies) from the ledger and the daemons' status files, so any
 /// process can report them: `spool stats` in its own process, `GET /metrics` inside the daemon.
 ///
 /// For the HTTP API: `try await MetricsCollector(engine: daemon.engine).prometheusText()`.

@@ -25,7 +25,7 @@ public struct LatencyPercentiles: Sendable, Codable, Equatable {
     }
 }
 
-/// One endpoint's metrics (SPEC 7), under SageMaker's metric names; what `spool stats --json`
+/// One endpoint's metrics, under SageMaker's metric names; what `spool stats --json`
 /// prints, one object per endpoint.
 ///
 /// - Backlog: `ApproximateBacklogSize` counts the requests queued or running (SageMaker: "being

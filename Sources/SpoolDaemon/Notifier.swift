@@ -5,7 +5,7 @@ import SpoolCore
 import Synchronization
 
 /// Delivers each finished request's event to its endpoint's `on_success`/`on_error` hook and
-/// `webhook` (SPEC 6), off the request path.
+/// `webhook` (the event JSON of `events.jsonl`), off the request path.
 ///
 /// `published` only enqueues: jobs wait in a bounded in-memory queue that `run()` drains in the
 /// background, at most `Options.maxConcurrentDeliveries` at once, so a slow hook or a dead

@@ -22,7 +22,7 @@ public struct SpoolDaemon: Sendable {
     }
 
     public let engine: SpoolEngine
-    /// Delivers the endpoints' hooks and webhooks (SPEC 6); runs beside the workers.
+    /// Delivers the endpoints' hooks and webhooks; runs beside the workers.
     public let notifier: Notifier
     let logger: Logger
 
@@ -38,7 +38,7 @@ public struct SpoolDaemon: Sendable {
         self.logger = logger
     }
 
-    /// The metrics of SPEC 7, with this daemon's instances read live (for `GET /metrics`).
+    /// The metrics of `spool stats`, with this daemon's instances read live (for `GET /metrics`).
     public var metrics: MetricsCollector { MetricsCollector(engine: engine) }
 
     /// Watches, queues and runs until SIGTERM or SIGINT (or task cancellation), then stops

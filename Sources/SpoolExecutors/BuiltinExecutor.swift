@@ -196,7 +196,7 @@ public enum ExecutorFactory {
             }
             return ContainerExecutor(serve: serve, port: port, endpoint: endpoint, processGroups: processGroups)
         case .url(let url):
-            return UrlExecutor(url: url, connections: endpoint.concurrency)
+            return URLExecutor(url: url, connections: endpoint.concurrency)
         }
     }
 }

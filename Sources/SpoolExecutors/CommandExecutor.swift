@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// A model that is a program: one process per request, started from `argv` without a shell
-/// (SPEC 4.2).
+/// (payload on stdin, output from stdout, exit 0 succeeds).
 ///
 /// - The payload is the process's stdin and the output file its stdout: both are the daemon's
 ///   own descriptors handed to the child (duplicated), so the kernel moves the bytes and nothing

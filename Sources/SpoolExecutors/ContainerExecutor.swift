@@ -19,7 +19,7 @@ public struct ContainerTimings: Sendable {
     public init() {}
 }
 
-/// A model served by SageMaker-style containers Spool starts and manages (SPEC 4.3).
+/// A model served by SageMaker-style containers Spool starts and manages (the SageMaker inference container contract: `serve`, `GET /ping`, `POST /invocations`).
 ///
 /// Each instance is the `serve` argv run with `SAGEMAKER_BIND_TO_PORT = port + index`; it is
 /// used once `GET /ping` answers 200, and each invocation is a `POST /invocations` (see
@@ -122,7 +122,7 @@ public final class ContainerExecutor: ModelExecutor {
 /// The server is pinged (`GET /ping` → 200) before use; a healthy answer is trusted for
 /// `healthyFor`, and forgotten when a request cannot reach the server. An unreachable or
 /// unhealthy server fails the request with a retryable `ModelError`.
-public final class UrlExecutor: ModelExecutor {
+public final class URLExecutor: ModelExecutor {
     public let url: String
     private let http: HTTPClient
     private let client: ModelServerClient

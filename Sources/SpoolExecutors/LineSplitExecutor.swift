@@ -5,7 +5,7 @@ import SpoolCore
 import Glibc
 #endif
 
-/// `split = "line"` (SPEC 4.4), SageMaker Batch Transform's `SplitType=Line` for one request:
+/// `split = "line"`, SageMaker Batch Transform's `SplitType=Line` for one request:
 /// the payload's newline-delimited records are cut into batches, the batches run concurrently
 /// through an inner executor, and their outputs are appended to the request's output in input
 /// order.

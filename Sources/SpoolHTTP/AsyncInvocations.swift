@@ -31,7 +31,7 @@ final class AsyncInvocations: Sendable {
         guard !state.isStopping, !engine.isStopping else {
             throw APIError.unavailable("Spool is stopping; try again once it is running.")
         }
-        let invocation = try Invocation.parse(endpoint: endpointName, headers: request.headers)
+        let invocation = try InvokeEndpointAsyncRequest.parse(endpoint: endpointName, headers: request.headers)
         guard let endpoint = engine.config.endpoint(named: invocation.endpoint) else {
             let known = engine.config.endpoints.map(\.name).sorted().joined(separator: ", ")
             throw APIError.validation("Endpoint \(invocation.endpoint) not found (configured: \(known)).")
@@ -46,7 +46,7 @@ final class AsyncInvocations: Sendable {
             (input, scheme) = try resolver.open(location)
         } else {
             guard body.readableBytes > 0 else {
-                throw APIError.validation("InputLocation is required (or send a payload of up to \(Invocation.maxInlineBytes) bytes as the body).")
+                throw APIError.validation("InputLocation is required (or send a payload of up to \(InvokeEndpointAsyncRequest.maxInlineBytes) bytes as the body).")
             }
             scheme = .inline
         }
@@ -111,9 +111,9 @@ final class AsyncInvocations: Sendable {
         }
     }
 
-    /// The body, refused past `Invocation.maxInlineBytes`.
+    /// The body, refused past `InvokeEndpointAsyncRequest.maxInlineBytes`.
     static func collectBody(_ request: Request) async throws -> ByteBuffer {
-        let limit = Invocation.maxInlineBytes
+        let limit = InvokeEndpointAsyncRequest.maxInlineBytes
         let tooLarge = APIError.validation("The request body is larger than \(limit) bytes; put the payload in a file and pass its InputLocation.")
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { throw tooLarge }
         var buffer = ByteBuffer()

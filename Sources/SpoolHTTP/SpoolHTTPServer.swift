@@ -58,7 +58,7 @@ public struct SpoolHTTPServer: Sendable {
             return APIResponse.json(["Status": "Healthy"])
         }
         router.get("/metrics") { _, _ -> Response in
-            // The metrics of SPEC 7, computed from the ledger, as `spool stats --prometheus` shows them.
+            // The metrics of `spool stats`, computed from the ledger, as `spool stats --prometheus` shows them.
             let text: String
             do { text = try await MetricsCollector(engine: engine).prometheusText() } catch {
                 throw APIError.internalFailure("The ledger could not be read: \(error)")

@@ -3,7 +3,7 @@ import Foundation
 import SpoolCore
 import SpoolDaemon
 
-/// `spool stats`: the metrics of SPEC 7 per endpoint, computed from the ledger and the live
+/// `spool stats`: SageMaker's async-endpoint metrics per endpoint, computed from the ledger and the live
 /// daemons' status files (see `EndpointMetrics` for every definition).
 struct Stats: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -118,7 +118,7 @@ import Glibc
             kill(server.processIdentifier, SIGKILL)
             server.waitUntilExit()
         }
-        let executor = UrlExecutor(url: "http://127.0.0.1:\(port)/")
+        let executor = URLExecutor(url: "http://127.0.0.1:\(port)/")
         defer { Task { await executor.shutdown() } }
         let fixture = try InvocationFixture(payload: Array("hello url".utf8))
         // The server may still be starting: the executor pings and fails retryably until it is up.
@@ -134,7 +134,7 @@ import Glibc
     }
 
     @Test func urlModeWithNoServerIsARetryableModelError() async throws {
-        let executor = UrlExecutor(url: "http://127.0.0.1:\(try Support.freePorts(1))")
+        let executor = URLExecutor(url: "http://127.0.0.1:\(try Support.freePorts(1))")
         defer { Task { await executor.shutdown() } }
         let fixture = try InvocationFixture(payload: Array("x".utf8))
         let (result, _) = try await fixture.run(executor)

@@ -5,7 +5,7 @@ import SpoolCore
 
 /// One `POST /endpoints/{EndpointName}/async-invocations`, read from its headers and checked
 /// with the bounds SageMaker documents for InvokeEndpointAsync.
-struct Invocation: Sendable, Equatable {
+struct InvokeEndpointAsyncRequest: Sendable, Equatable {
     var endpoint: String
     var metadata: RequestMetadata
     /// `X-Amzn-SageMaker-InputLocation`; nil when the payload is the request body.
@@ -22,7 +22,7 @@ struct Invocation: Sendable, Equatable {
 
     /// Reads and validates the headers.
     /// - Throws: a ValidationError naming the first bad field.
-    static func parse(endpoint: String, headers: HTTPFields) throws(APIError) -> Invocation {
+    static func parse(endpoint: String, headers: HTTPFields) throws(APIError) -> InvokeEndpointAsyncRequest {
         guard endpoint.utf8.count <= 63, endpoint.range(of: "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", options: .regularExpression) != nil else {
             throw .validation("EndpointName \"\(endpoint)\" must be 1 to 63 letters, digits and inner hyphens")
         }
@@ -56,7 +56,7 @@ struct Invocation: Sendable, Equatable {
             || filename.range(of: "^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", options: .regularExpression) == nil {
             throw .validation("Filename must be 1 to 32 letters, digits, -, _ and at most one dot, starting with a letter or digit")
         }
-        return Invocation(
+        return InvokeEndpointAsyncRequest(
             endpoint: endpoint, metadata: metadata, inputLocation: input,
             outputPathExtension: fileExtension, filename: filename
         )
