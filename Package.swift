@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
@@ -26,6 +27,12 @@ let package = Package(
         .target(name: "SpoolCore"),
         // The system: SHA-256 from libcrypto (it uses the CPU's SHA extensions) and Linux calls Glibc hides.
         .systemLibrary(name: "CSpoolSystem", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // The one layer over Linux calls: EINTR retried and errno reported with the call and the
+        // path in one place, descriptor I/O through apple/swift-system.
+        .target(
+            name: "SpoolSystem",
+            dependencies: ["CSpoolSystem", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         .target(
             name: "SpoolLedger",
             dependencies: [
@@ -34,11 +41,11 @@ let package = Package(
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
         ),
-        .target(name: "SpoolIntake", dependencies: ["SpoolCore"]),
+        .target(name: "SpoolIntake", dependencies: ["SpoolCore", "SpoolSystem"]),
         .target(
             name: "SpoolExecutors",
             dependencies: [
-                "SpoolCore", "CSpoolSystem",
+                "SpoolCore", "SpoolSystem", "CSpoolSystem",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -48,7 +55,7 @@ let package = Package(
         .target(
             name: "SpoolDaemon",
             dependencies: [
-                "SpoolCore", "SpoolLedger", "SpoolIntake", "SpoolExecutors", "CSpoolSystem",
+                "SpoolCore", "SpoolSystem", "SpoolLedger", "SpoolIntake", "SpoolExecutors", "CSpoolSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -61,7 +68,7 @@ let package = Package(
         .target(
             name: "SpoolHTTP",
             dependencies: [
-                "SpoolCore", "SpoolDaemon",
+                "SpoolCore", "SpoolSystem", "SpoolDaemon",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -75,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "spool",
             dependencies: [
-                "SpoolCore", "SpoolDaemon", "SpoolHTTP",
+                "SpoolCore", "SpoolSystem", "SpoolDaemon", "SpoolHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -4,6 +4,7 @@ import SpoolCore
 
 #if canImport(Glibc)
 import Glibc
+import SpoolSystem
 #endif
 
 /// What a running `spool serve` or `spool drain` tells the other processes of its root:
@@ -55,8 +56,8 @@ public struct DaemonStatus: Sendable, Codable, Equatable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         do {
-            try Posix.makeDirectories(engine.layout.path(directory))
-            try Posix.writeAtomically(
+            try SystemCalls.makeDirectories(engine.layout.path(directory))
+            try SystemCalls.writeAtomically(
                 try encoder.encode(status), to: path(layout: engine.layout, owner: engine.owner),
                 temporaryDirectory: engine.layout.path(SpoolLayout.partialDirectory))
         } catch {
@@ -65,7 +66,7 @@ public struct DaemonStatus: Sendable, Codable, Equatable {
     }
 
     static func remove(for engine: SpoolEngine) {
-        try? Posix.unlinkIfPresent(path(layout: engine.layout, owner: engine.owner))
+        try? SystemCalls.unlinkIfPresent(path(layout: engine.layout, owner: engine.owner))
     }
 
     /// The statuses of the live processes of a root, except `excluding` (a caller's own owner).
@@ -77,7 +78,7 @@ public struct DaemonStatus: Sendable, Codable, Equatable {
             let owner = String(name.dropLast(5))
             if owner == excluding { continue }
             guard OwnerLock.isAlive(layout: layout, owner: owner) else {
-                try? Posix.unlinkIfPresent("\(folder)/\(name)")
+                try? SystemCalls.unlinkIfPresent("\(folder)/\(name)")
                 continue
             }
             if let data = FileManager.default.contents(atPath: "\(folder)/\(name)"),

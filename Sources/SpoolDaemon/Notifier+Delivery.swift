@@ -5,6 +5,7 @@ import Subprocess
 
 #if canImport(Glibc)
 import Glibc
+import SpoolSystem
 #endif
 
 /// The two ways a notification leaves Spool. Each returns nil when delivered, or the reason it
@@ -156,16 +157,7 @@ extension Notifier {
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { return nil }
         template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
-        let written = contents.withUnsafeBytes { buffer -> Bool in
-            var offset = 0
-            while offset < buffer.count {
-                let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { return false }
-                offset += n
-            }
-            return true
-        }
+        let written = (try? SystemCalls.writeAll(fd, contents)) != nil
         guard written, lseek(fd, 0, SEEK_SET) == 0 else {
             close(fd)
             return nil

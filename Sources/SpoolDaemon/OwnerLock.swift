@@ -3,6 +3,7 @@ import SpoolCore
 
 #if canImport(Glibc)
 import Glibc
+import SpoolSystem
 #endif
 
 /// Proves a process is alive to the others sharing a spool root: each process holds an exclusive
@@ -16,14 +17,14 @@ public final class OwnerLock: Sendable {
     /// Creates and locks this process's owner file.
     public init(layout: SpoolLayout, owner: String) throws {
         let directory = layout.path(SpoolLayout.locksDirectory)
-        try Posix.makeDirectories(directory)
+        try SystemCalls.makeDirectories(directory)
         self.owner = owner
         path = "\(directory)/\(owner).lock"
-        fd = try Posix.open(path, O_RDWR | O_CREAT)
+        fd = try SystemCalls.open(path, O_RDWR | O_CREAT)
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let e = errno
             close(fd)
-            throw Posix.Error(call: "flock", path: path, errno: e)
+            throw SystemError(call: "flock", errno: e, path: path)
         }
     }
 

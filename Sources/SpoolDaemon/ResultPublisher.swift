@@ -6,6 +6,7 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
+import SpoolSystem
 #endif
 
 /// Makes a finished request visible: its error marker, the removal of a succeeded payload, its
@@ -159,7 +160,7 @@ public final class ResultPublisher: Sendable {
         do {
             var data = try encoder.encode(marker)
             data.append(0x0A)
-            try Posix.writeAtomically(data, to: layout.path(request.failureLocation), temporaryDirectory: layout.path(SpoolLayout.partialDirectory))
+            try SystemCalls.writeAtomically(data, to: layout.path(request.failureLocation), temporaryDirectory: layout.path(SpoolLayout.partialDirectory))
             return true
         } catch {
             logger.error("could not write the error marker; trying again shortly", metadata: [
@@ -215,7 +216,7 @@ public final class ResultPublisher: Sendable {
         for (event, _) in events { lines.append(event.jsonLine()) }
         return self.events.withLock { fd in
             if fd < 0 {
-                fd = (try? Posix.open(layout.eventsPath, O_RDWR | O_APPEND | O_CREAT)) ?? -1
+                fd = (try? SystemCalls.open(layout.eventsPath, O_RDWR | O_APPEND | O_CREAT)) ?? -1
                 if fd >= 0 { repairTornTail(fd) }
             }
             guard fd >= 0 else {
@@ -225,7 +226,7 @@ public final class ResultPublisher: Sendable {
             var info = stat()
             let before = fstat(fd, &info) == 0 ? info.st_size : -1
             do {
-                try Posix.writeAll(fd, lines, layout.eventsPath)
+                try SystemCalls.writeAll(fd, lines, path: layout.eventsPath)
                 return true
             } catch {
                 // Whatever part of the lines made it in goes again, unless another process

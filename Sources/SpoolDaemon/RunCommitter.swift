@@ -5,6 +5,7 @@ import SpoolCore
 
 #if canImport(Glibc)
 import Glibc
+import SpoolSystem
 #endif
 
 /// An attempt a worker has finished, waiting to be committed.
@@ -99,7 +100,7 @@ final class RunCommitter: Sendable {
         }
         for i in open {
             do {
-                try Posix.fdatasync(batch[i].output, batch[i].partial)
+                try SystemCalls.fdatasync(batch[i].output, path: batch[i].partial)
             } catch {
                 results[i] = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error)."))
             }
@@ -119,8 +120,8 @@ final class RunCommitter: Sendable {
             let destination = layout.path(batch[i].request.outputLocation)
             let folder = (destination as NSString).deletingLastPathComponent
             do {
-                if folders[folder] == nil { try Posix.makeDirectories(folder) }
-                try Posix.rename(batch[i].partial, destination)
+                if folders[folder] == nil { try SystemCalls.makeDirectories(folder) }
+                try SystemCalls.rename(batch[i].partial, destination)
                 folders[folder, default: []].append(i)
             } catch {
                 _ = unlink(batch[i].partial)
@@ -129,14 +130,14 @@ final class RunCommitter: Sendable {
         }
         for (folder, members) in folders {
             do {
-                try Posix.fsyncDirectory(folder)
+                try SystemCalls.fsyncDirectory(folder)
             } catch {
                 for i in members { results[i] = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error).")) }
                 continue
             }
             for i in members {
                 do {
-                    try Posix.unlinkIfPresent(layout.path(batch[i].request.failureLocation))
+                    try SystemCalls.unlinkIfPresent(layout.path(batch[i].request.failureLocation))
                 } catch {
                     results[i] = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error)."))
                 }

@@ -116,7 +116,7 @@ public struct SpoolDaemon: Sendable {
         try await engine.startExecutors()
         DaemonStatus.write(for: engine)
         for (endpoint, directory) in engine.dropFolders {
-            let candidates = DirectoryScanner.scan(endpoint: endpoint, directory: directory)
+            let candidates = await DirectoryScanner.settledScan(endpoint: endpoint, directory: directory)
             for start in stride(from: 0, to: candidates.count, by: 1024) {
                 await engine.admit(Array(candidates[start..<min(start + 1024, candidates.count)]))
             }

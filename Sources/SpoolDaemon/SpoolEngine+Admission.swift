@@ -5,6 +5,7 @@ import SpoolIntake
 
 #if canImport(Glibc)
 import Glibc
+import SpoolSystem
 #endif
 
 extension SpoolEngine {
@@ -156,9 +157,8 @@ extension SpoolEngine {
         var data = Data()
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         while data.count <= RequestMetadata.maxSidecarBytes {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
+            guard let n = try? buffer.withUnsafeMutableBytes({ bytes throws(SystemError) in try SystemCalls.read(fd, into: bytes) }),
+                  n > 0 else { break }
             data.append(contentsOf: buffer[0..<n])
         }
         return RequestMetadata.parseSidecar(data)

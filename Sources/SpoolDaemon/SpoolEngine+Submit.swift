@@ -6,6 +6,7 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
+import SpoolSystem
 #endif
 
 extension SpoolEngine {
@@ -32,9 +33,9 @@ extension SpoolEngine {
         let id = metadata.inferenceId ?? ids.next()
         var metadata = metadata
         metadata.inferenceId = id
-        if let reason = InferenceIDRules.validate(id) { throw Posix.Error(call: "submit", path: reason, errno: EINVAL) }
+        if let reason = InferenceIDRules.validate(id) { throw SystemError(call: "submit (\(reason))", errno: EINVAL) }
         let temporary = layout.path("\(SpoolLayout.partialDirectory)/.\(id).\(owner)\(Self.submitSuffix)")
-        let fd = try Posix.open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let fd = try SystemCalls.open(temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
         do {
             try write(fd, temporary)
         } catch {
@@ -76,7 +77,7 @@ extension SpoolEngine {
             return batch.map { item -> Result<ClaimedPayload, any Error> in
                 defer { close(item.fd) }
                 do {
-                    try Posix.fdatasync(item.fd, item.temporary)
+                    try SystemCalls.fdatasync(item.fd, path: item.temporary)
                     return .success(try claimer.adopt(file: item.temporary, endpoint: item.endpoint.name, relativePath: item.metadata.inferenceId!))
                 } catch {
                     _ = unlink(item.temporary)
@@ -125,17 +126,13 @@ extension SpoolEngine {
         }
     }
 
-    private static func copyStream(from input: Int32, to output: Int32, chunkBytes: Int, path: String) throws {
+    private static func copyStream(from input: Int32, to output: Int32, chunkBytes: Int, path: String) throws(SystemError) {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkBytes, alignment: 4096)
         defer { buffer.deallocate() }
         while true {
-            let n = Glibc.read(input, buffer.baseAddress, buffer.count)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw Posix.Error(call: "read", path: "the payload", errno: errno)
-            }
+            let n = try SystemCalls.read(input, into: buffer, path: "the payload")
             if n == 0 { return }
-            try Posix.writeAll(output, Data(bytesNoCopy: buffer.baseAddress!, count: n, deallocator: .none), path)
+            try SystemCalls.writeAll(output, UnsafeRawBufferPointer(rebasing: buffer[..<n]), path: path)
         }
     }
 }

@@ -7,6 +7,7 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
+import SpoolSystem
 #endif
 
 extension SpoolEngine {
@@ -80,7 +81,7 @@ extension SpoolEngine {
         let partial = layout.path("\(SpoolLayout.partialDirectory)/\(request.claimToken).out")
         let output: Int32
         do {
-            output = try publisher.trash.recycle(to: partial) ?? Posix.open(partial, O_WRONLY | O_CREAT | O_TRUNC)
+            output = try publisher.trash.recycle(to: partial) ?? SystemCalls.open(partial, O_WRONLY | O_CREAT | O_TRUNC)
         } catch {
             let failure = Failure(.outputWriteFailed, "The output could not be created: \(error).")
             await commits.submit(FinishedRun(request: request, result: .failed(failure), partial: partial, output: -1))
@@ -107,7 +108,7 @@ extension SpoolEngine {
                 unsynced = output
             } else {
                 do {
-                    try Posix.fsync(output, partial)
+                    try SystemCalls.fsync(output, path: partial)
                 } catch {
                     result = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error)."))
                 }

@@ -5,6 +5,7 @@ import SpoolCore
 import SpoolExecutors
 import SpoolIntake
 import Synchronization
+import SpoolSystem
 
 /// The heart of a running Spool: claims dropped payloads into the ledger, runs queued requests
 /// through their endpoint's model, and publishes results. `spool serve` and `spool drain` wire it
@@ -43,14 +44,14 @@ public final class SpoolEngine: Sendable {
         publisher = ResultPublisher(layout: layout, config: config, ledger: ledger, logger: logger, observers: observers, folders: folders)
         // Spool's own folders go to block groups of their own (ext4 `chattr +T` on `.spool`): the
         // inodes they allocate then never queue behind what users delete in their folders.
-        try Posix.makeDirectories(layout.path(SpoolLayout.internalDirectory))
+        try SystemCalls.makeDirectories(layout.path(SpoolLayout.internalDirectory))
         _ = spool_mark_top_directory(layout.path(SpoolLayout.internalDirectory))
         for directory in [SpoolLayout.partialDirectory, SpoolLayout.claimedDirectory] {
-            try Posix.makeDirectories(layout.path(directory))
+            try SystemCalls.makeDirectories(layout.path(directory))
         }
         for endpoint in config.endpoints {
             for directory in [endpoint.incomingDirectory, endpoint.outputsDirectory, endpoint.errorsDirectory] {
-                try Posix.makeDirectories(layout.path(directory))
+                try SystemCalls.makeDirectories(layout.path(directory))
             }
         }
         ownerLock = try OwnerLock(layout: layout, owner: OwnerLock.newOwnerName(ids: ids))

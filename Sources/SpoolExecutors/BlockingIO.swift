@@ -5,6 +5,7 @@ import CSpoolSystem
 
 #if canImport(Glibc)
 import Glibc
+import SpoolSystem
 #endif
 
 /// Runs blocking file work (read/write loops over a payload) on threads of its own, so the
@@ -34,54 +35,6 @@ final class CancellationFlag: Sendable {
     var isCancelled: Bool { value.load(ordering: .relaxed) }
 }
 
-/// Chunked reads and full writes on descriptors, retrying EINTR.
-enum FileIO {
-    struct Error: Swift.Error {
-        var call: String
-        var errno: Int32
-        var message: String { "\(call) failed: \(String(cString: strerror(errno)))" }
-    }
-
-    /// Reads up to `buffer.count` bytes; 0 at end of file.
-    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(Error) -> Int {
-        while true {
-            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
-            if n >= 0 { return n }
-            if errno != EINTR { throw Error(call: "read", errno: errno) }
-        }
-    }
-
-    /// Writes all of `bytes`.
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(Error) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw Error(call: "write", errno: errno)
-            }
-            offset += n
-        }
-    }
-
-    static func writeAll(_ fd: Int32, _ string: String) throws(Error) {
-        var failure: Error?
-        Array(string.utf8).withUnsafeBytes { bytes in
-            do throws(Error) { try writeAll(fd, bytes) } catch { failure = error }
-        }
-        if let failure { throw failure }
-    }
-
-    /// Copies up to `count` bytes in the kernel; returns bytes copied (0 at end of input).
-    static func copyRange(from input: Int32, to output: Int32, count: Int) throws(Error) -> Int {
-        while true {
-            let n = spool_copy_file_range(input, output, count)
-            if n >= 0 { return n }
-            if errno != EINTR { throw Error(call: "copy_file_range", errno: errno) }
-        }
-    }
-}
-
 /// Starts the kernel writing an output to disk while it is still being produced, every `step`
 /// bytes: the fsync before publication then waits for the last few MiB instead of the whole file,
 /// and a large output never piles up gigabytes of dirty pages.
@@ -98,7 +51,7 @@ struct Writeback {
         unstarted += bytes
         if unstarted >= Self.step {
             unstarted = 0
-            _ = spool_start_writeback(fd)  // advisory: the fsync at the end is what counts
+            SystemCalls.startWriteback(fd)  // advisory: the fsync at the end is what counts
         }
     }
 }

@@ -3,6 +3,7 @@ import SpoolCore
 
 #if canImport(Glibc)
 import Glibc
+import SpoolSystem
 #endif
 
 /// The in-process models shipped with Spool.
@@ -74,7 +75,7 @@ public struct BuiltinExecutor: ModelExecutor {
         progress: @Sendable (Int64) -> Void, cancelled: CancellationFlag
     ) -> AttemptResult {
         if readsAhead { _ = posix_fadvise(input, 0, 0, POSIX_FADV_SEQUENTIAL) }
-        do throws(FileIO.Error) {
+        do throws(SystemError) {
             if model == .echo, let result = try copyInKernel(input: input, output: output, chunkBytes: chunkBytes, progress: progress, cancelled: cancelled) {
                 return result
             }
@@ -87,8 +88,8 @@ public struct BuiltinExecutor: ModelExecutor {
             while true {
                 if cancelled.isCancelled { return .failed(Failure(.cancelled, "The invocation was stopped.")) }
                 let n: Int
-                do { n = try FileIO.read(input, into: buffer) } catch {
-                    return .failed(Failure(.inputUnreadable, "The payload could not be read: \(error.message)."))
+                do { n = try SystemCalls.read(input, into: buffer) } catch {
+                    return .failed(Failure(.inputUnreadable, "The payload could not be read: \(error.description)."))
                 }
                 if n == 0 { break }
                 let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
@@ -96,7 +97,7 @@ public struct BuiltinExecutor: ModelExecutor {
                 case .sha256: digest!.update(chunk)
                 case .wc: counter.update(chunk)
                 default:
-                    try FileIO.writeAll(output, chunk)
+                    try SystemCalls.writeAll(output, chunk)
                     writeback.wrote(n)
                 }
                 total += Int64(n)
@@ -105,15 +106,15 @@ public struct BuiltinExecutor: ModelExecutor {
             switch model {
             case .sha256:
                 let hex = digest.take()!.finalizeHex()
-                try FileIO.writeAll(output, #"{"sha256":"\#(hex)","bytes":\#(total)}"# + "\n")
+                try SystemCalls.writeAll(output, #"{"sha256":"\#(hex)","bytes":\#(total)}"# + "\n")
             case .wc:
-                try FileIO.writeAll(output, counter.json)
+                try SystemCalls.writeAll(output, counter.json)
             default:
                 break
             }
             return .succeeded
         } catch {
-            return .failed(Failure(.outputWriteFailed, "The output could not be written: \(error.message)."))
+            return .failed(Failure(.outputWriteFailed, "The output could not be written: \(error.description)."))
         }
     }
 
@@ -122,18 +123,18 @@ public struct BuiltinExecutor: ModelExecutor {
     /// back to read/write (nothing was written).
     private static func copyInKernel(
         input: Int32, output: Int32, chunkBytes: Int, progress: @Sendable (Int64) -> Void, cancelled: CancellationFlag
-    ) throws(FileIO.Error) -> AttemptResult? {
+    ) throws(SystemError) -> AttemptResult? {
         var total: Int64 = 0
         var writeback = Writeback(output)
         while true {
             if cancelled.isCancelled { return .failed(Failure(.cancelled, "The invocation was stopped.")) }
             let n: Int
             do {
-                n = try FileIO.copyRange(from: input, to: output, count: max(chunkBytes, Writeback.step))
+                n = try SystemCalls.copyRange(from: input, to: output, count: max(chunkBytes, Writeback.step))
             } catch where total == 0 && [EXDEV, EINVAL, ENOSYS, EOPNOTSUPP, EBADF].contains(error.errno) {
                 return nil
             } catch where error.errno == EIO {
-                return .failed(Failure(.inputUnreadable, "The payload could not be read: \(error.message)."))
+                return .failed(Failure(.inputUnreadable, "The payload could not be read: \(error.description)."))
             }
             if n == 0 { return .succeeded }
             writeback.wrote(n)
@@ -154,10 +155,10 @@ public struct BuiltinExecutor: ModelExecutor {
         } catch {
             return .failed(Failure(.cancelled, "The invocation was stopped."))
         }
-        do throws(FileIO.Error) {
-            try FileIO.writeAll(invocation.output, text + "\n")
+        do throws(SystemError) {
+            try SystemCalls.writeAll(invocation.output, text + "\n")
         } catch {
-            return .failed(Failure(.outputWriteFailed, "The output could not be written: \(error.message)."))
+            return .failed(Failure(.outputWriteFailed, "The output could not be written: \(error.description)."))
         }
         invocation.progress(Int64(max(0, n)))
         return .succeeded

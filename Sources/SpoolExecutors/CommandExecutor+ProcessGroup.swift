@@ -1,4 +1,5 @@
 import Dispatch
+import SpoolSystem
 import Synchronization
 
 #if canImport(Glibc)
@@ -25,10 +26,10 @@ enum ProcessGroup {
     /// its group ID stays reserved and Subprocess still collects its status.
     static func leaderHasExited(_ pid: pid_t) -> Bool {
         var info = siginfo_t()
-        while true {
-            let rc = waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT)
-            if rc == 0 { return info._sifields._sigchld.si_pid == pid }
-            if errno == EINTR { continue }
+        do {
+            try SystemCalls.retrying("waitid") { waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) }
+            return info._sifields._sigchld.si_pid == pid
+        } catch {
             // ECHILD: already reaped (or never ours); either way it is not running.
             return true
         }

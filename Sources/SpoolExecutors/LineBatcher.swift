@@ -4,6 +4,7 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
+import SpoolSystem
 #endif
 
 /// One batch of a line-split payload: complete records `firstRecord...lastRecord` (1-based),
@@ -76,12 +77,12 @@ final class LineBatcher: @unchecked Sendable {
                 if cancelled.isCancelled { return .failure(LineSplitExecutor.stopped) }
                 if records > 0 && position - start > maxBytes { break scanning }
                 if position < bufferStart || position >= bufferStart + Int64(bufferCount) {
-                    do throws(FileIO.Error) {
+                    do throws(SystemError) {
                         bufferStart = position
                         bufferCount = 0
-                        bufferCount = try FileIO.readAt(input, into: buffer, offset: position)
+                        bufferCount = try SystemCalls.read(input, into: buffer, at: position)
                     } catch {
-                        return .failure(Failure(.inputUnreadable, "The payload could not be read: \(error.message)."))
+                        return .failure(Failure(.inputUnreadable, "The payload could not be read: \(error.description)."))
                     }
                     if bufferCount == 0 {
                         if position == end { break scanning }  // the payload ends after a newline
@@ -105,17 +106,17 @@ final class LineBatcher: @unchecked Sendable {
         if records == 0 { return .success(nil) }
         batches += 1
         let batch: LineBatch
-        do throws(FileIO.Error) {
+        do throws(SystemError) {
             let (path, input, output) = try files.create(number: batches)
             try copy(from: start, count: end - start, to: input, cancelled: cancelled)
-            guard lseek(input, 0, SEEK_SET) == 0 else { throw FileIO.Error(call: "lseek", errno: errno) }
+            guard lseek(input, 0, SEEK_SET) == 0 else { throw SystemError(call: "lseek", errno: errno) }
             batch = LineBatch(
                 number: batches, start: start, end: end, firstRecord: recordsBefore + 1,
                 lastRecord: recordsBefore + records, inputPath: path, input: input, output: output
             )
         } catch {
             if cancelled.isCancelled { return .failure(LineSplitExecutor.stopped) }
-            return .failure(Failure(.outputWriteFailed, "Batch \(batches) could not be written to \(files.directory): \(error.message)."))
+            return .failure(Failure(.outputWriteFailed, "Batch \(batches) could not be written to \(files.directory): \(error.description)."))
         }
         offset = end
         recordsBefore += records
@@ -124,21 +125,21 @@ final class LineBatcher: @unchecked Sendable {
 
     /// Copies payload bytes `start..<start+count` to `destination`: in the kernel when it can,
     /// else through the buffer (which then no longer holds scanned bytes).
-    private func copy(from start: Int64, count: Int64, to destination: Int32, cancelled: CancellationFlag) throws(FileIO.Error) {
-        guard lseek(input, off_t(start), SEEK_SET) == off_t(start) else { throw FileIO.Error(call: "lseek", errno: errno) }
+    private func copy(from start: Int64, count: Int64, to destination: Int32, cancelled: CancellationFlag) throws(SystemError) {
+        guard lseek(input, off_t(start), SEEK_SET) == off_t(start) else { throw SystemError(call: "lseek", errno: errno) }
         var left = count
         while left > 0 {
-            if cancelled.isCancelled { throw FileIO.Error(call: "copy", errno: ECANCELED) }
+            if cancelled.isCancelled { throw SystemError(call: "copy", errno: ECANCELED) }
             let n: Int
             do {
-                n = try FileIO.copyRange(from: input, to: destination, count: Int(min(left, 8 << 20)))
+                n = try SystemCalls.copyRange(from: input, to: destination, count: Int(min(left, 8 << 20)))
             } catch where [EXDEV, EINVAL, ENOSYS, EOPNOTSUPP].contains(error.errno) {
                 bufferCount = 0
                 let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(min(left, Int64(buffer.count)))])
-                n = try FileIO.read(input, into: piece)
-                try FileIO.writeAll(destination, UnsafeRawBufferPointer(rebasing: piece[0..<n]))
+                n = try SystemCalls.read(input, into: piece)
+                try SystemCalls.writeAll(destination, UnsafeRawBufferPointer(rebasing: piece[0..<n]))
             }
-            if n == 0 { throw FileIO.Error(call: "read (the payload shrank while it was split)", errno: EIO) }
+            if n == 0 { throw SystemError(call: "read (the payload shrank while it was split)", errno: EIO) }
             left -= Int64(n)
         }
     }
@@ -157,14 +158,14 @@ final class BatchFiles: Sendable {
     }
 
     /// Creates batch `number`'s input file (read-write, at its start) and its anonymous output file.
-    func create(number: Int) throws(FileIO.Error) -> (path: String, input: Int32, output: Int32) {
+    func create(number: Int) throws(SystemError) -> (path: String, input: Int32, output: Int32) {
         let path = "\(directory)/\(prefix).batch\(number)"
         let input = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard input >= 0 else { throw FileIO.Error(call: "open", errno: errno) }
+        guard input >= 0 else { throw SystemError(call: "open", errno: errno) }
         open.withLock { $0[number] = (path, [input]) }
         let outputPath = path + ".out"
         let output = Glibc.open(outputPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard output >= 0 else { throw FileIO.Error(call: "open", errno: errno) }
+        guard output >= 0 else { throw SystemError(call: "open", errno: errno) }
         _ = unlink(outputPath)
         open.withLock { $0[number]?.fds.append(output) }
         return (path, input, output)
@@ -186,17 +187,6 @@ final class BatchFiles: Sendable {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
         for name in names where name.hasPrefix(prefix + ".batch") {
             _ = unlink("\(directory)/\(name)")
-        }
-    }
-}
-
-extension FileIO {
-    /// Reads up to `buffer.count` bytes at `offset` without moving the file position; 0 at end of file.
-    static func readAt(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, offset: Int64) throws(Error) -> Int {
-        while true {
-            let n = pread(fd, buffer.baseAddress, buffer.count, off_t(offset))
-            if n >= 0 { return n }
-            if errno != EINTR { throw Error(call: "read", errno: errno) }
         }
     }
 }

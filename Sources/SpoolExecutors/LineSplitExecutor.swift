@@ -3,6 +3,7 @@ import SpoolCore
 
 #if canImport(Glibc)
 import Glibc
+import SpoolSystem
 #endif
 
 /// `split = "line"`, SageMaker Batch Transform's `SplitType=Line` for one request:
@@ -154,8 +155,8 @@ public struct LineSplitExecutor: ModelExecutor {
     /// Appends a finished batch's output to the request's output.
     static func append(_ batch: LineBatch, to destination: Int32, cancelled: CancellationFlag) -> AttemptResult {
         var total = 0
-        do throws(FileIO.Error) {
-            guard lseek(batch.output, 0, SEEK_SET) == 0 else { throw FileIO.Error(call: "lseek", errno: errno) }
+        do throws(SystemError) {
+            guard lseek(batch.output, 0, SEEK_SET) == 0 else { throw SystemError(call: "lseek", errno: errno) }
             var buffer: UnsafeMutableRawBufferPointer?  // only when the kernel cannot copy
             defer { buffer?.deallocate() }
             var writeback = Writeback(destination)
@@ -164,14 +165,14 @@ public struct LineSplitExecutor: ModelExecutor {
                 var n = 0
                 if buffer == nil {
                     do {
-                        n = try FileIO.copyRange(from: batch.output, to: destination, count: 8 << 20)
+                        n = try SystemCalls.copyRange(from: batch.output, to: destination, count: 8 << 20)
                     } catch where total == 0 && [EXDEV, EINVAL, ENOSYS, EOPNOTSUPP, EBADF].contains(error.errno) {
                         buffer = .allocate(byteCount: 1 << 20, alignment: 4096)
                     }
                 }
                 if let buffer {
-                    n = try FileIO.read(batch.output, into: buffer)
-                    try FileIO.writeAll(destination, UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                    n = try SystemCalls.read(batch.output, into: buffer)
+                    try SystemCalls.writeAll(destination, UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
                 }
                 if n == 0 { return .succeeded }
                 writeback.wrote(n)
@@ -179,7 +180,7 @@ public struct LineSplitExecutor: ModelExecutor {
             }
         } catch {
             return .failed(Failure(
-                .outputWriteFailed, "The output of batch \(batch.number) (\(batch.recordRange)) could not be appended: \(error.message)."
+                .outputWriteFailed, "The output of batch \(batch.number) (\(batch.recordRange)) could not be appended: \(error.description)."
             ))
         }
     }

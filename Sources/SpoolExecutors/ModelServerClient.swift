@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import SpoolCore
+import SpoolSystem
 
 /// Speaks the SageMaker inference container contract to one model server: `GET /ping` and
 /// `POST /invocations`, streaming both bodies.
@@ -115,14 +116,14 @@ struct ModelServerClient: Sendable {
 
     /// A failed write of the output file.
     struct OutputError: Error {
-        var error: FileIO.Error
+        var error: SystemError
     }
 
     /// Writes all of `chunk` to `descriptor`.
     static func write(_ chunk: ByteBuffer, to descriptor: Int32) throws(OutputError) {
-        var failure: FileIO.Error?
+        var failure: SystemError?
         chunk.withUnsafeReadableBytes { bytes in
-            do throws(FileIO.Error) { try FileIO.writeAll(descriptor, bytes) } catch { failure = error }
+            do throws(SystemError) { try SystemCalls.writeAll(descriptor, bytes) } catch { failure = error }
         }
         if let failure { throw OutputError(error: failure) }
     }
@@ -131,10 +132,10 @@ struct ModelServerClient: Sendable {
     static func failure(for error: any Error) -> Failure {
         if Task.isCancelled || error is CancellationError { return CommandExecutor.stopped }
         if let error = error as? OutputError {
-            return Failure(.outputWriteFailed, "The output could not be written: \(error.error.message).")
+            return Failure(.outputWriteFailed, "The output could not be written: \(error.error.description).")
         }
         if let error = error as? PayloadBodyStream.ReadError {
-            return Failure(.inputUnreadable, "The payload could not be read: \(error.error.message).")
+            return Failure(.inputUnreadable, "The payload could not be read: \(error.error.description).")
         }
         if let error = error as? HTTPClientError {
             switch error {

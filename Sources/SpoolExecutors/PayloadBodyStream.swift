@@ -3,6 +3,7 @@ import SpoolCore
 
 #if canImport(Glibc)
 import Glibc
+import SpoolSystem
 #endif
 
 /// A payload read from its descriptor in `chunkBytes` pieces, as the body of an HTTP request.
@@ -19,7 +20,7 @@ struct PayloadBodyStream: AsyncSequence, Sendable {
 
     /// A failed read of the payload (as opposed to a failed connection).
     struct ReadError: Error {
-        var error: FileIO.Error
+        var error: SystemError
     }
 
     let descriptor: Int32
@@ -61,18 +62,19 @@ struct PayloadBodyStream: AsyncSequence, Sendable {
     /// the length mismatch).
     static func read(_ descriptor: Int32, at offset: Int64, count: Int) throws(ReadError) -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: count)
-        var failure: FileIO.Error?
+        var failure: SystemError?
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { space in
             var done = 0
             while done < count {
-                let n = pread(descriptor, space.baseAddress! + done, count - done, off_t(offset) + off_t(done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = FileIO.Error(call: "read", errno: errno)
+                let rest = UnsafeMutableRawBufferPointer(rebasing: space[done..<count])
+                do throws(SystemError) {
+                    let n = try SystemCalls.read(descriptor, into: rest, at: offset + Int64(done))
+                    if n == 0 { break }
+                    done += n
+                } catch {
+                    failure = error
                     break
                 }
-                if n == 0 { break }
-                done += n
             }
             return done
         }

@@ -7,6 +7,7 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
+import SpoolSystem
 #endif
 
 /// Serves `POST /endpoints/{EndpointName}/async-invocations` on a running engine: validates,
@@ -126,20 +127,11 @@ final class AsyncInvocations: Sendable {
 
     /// Writes an inline body to `fd`.
     static func write(_ body: ByteBuffer, to fd: Int32, path: String) throws {
-        var failure: Int32 = 0
+        var failure: SystemError?
         body.withUnsafeReadableBytes { bytes in
-            var written = 0
-            while written < bytes.count {
-                let n = Glibc.write(fd, bytes.baseAddress! + written, bytes.count - written)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 {
-                    failure = n < 0 ? errno : EIO
-                    return
-                }
-                written += n
-            }
+            do throws(SystemError) { try SystemCalls.writeAll(fd, bytes, path: path) } catch { failure = error }
         }
-        if failure != 0 { throw APIError.internalFailure("Cannot write the body to \(path): \(String(cString: strerror(failure))).") }
+        if let failure { throw APIError.internalFailure("Cannot write the body: \(failure).") }
     }
 
     private func lock(_ id: String) async {

@@ -1,4 +1,5 @@
 import Glibc
+import SpoolSystem
 
 /// What a claimed entry is, from `lstat` (links are never followed, FIFOs never opened).
 public enum PayloadKind: Sendable, Equatable, CustomStringConvertible {

@@ -1,5 +1,6 @@
 import Glibc
 import SpoolCore
+import SpoolSystem
 
 /// A recursive walk of one endpoint's drop folder that finds payload candidates.
 ///
@@ -22,6 +23,27 @@ public struct DirectoryScanner: Sendable {
     /// All candidates in the drop folder `directory` of `endpoint` (`spool drain`'s one scan).
     public static func scan(endpoint: String, directory: String) -> [IntakeCandidate] {
         DirectoryScanner(endpoint: endpoint, directory: directory).scan()
+    }
+
+    /// All candidates in the drop folder, each once it has settled (`spool drain`'s scan): a
+    /// regular file modified less than `settle` seconds ago may still be being written (a scan
+    /// cannot see a close), so it is reported once unchanged for `settle` seconds. One still
+    /// changing after `limit` is left for the next scan.
+    public static func settledScan(
+        endpoint: String, directory: String, settle: Double = 1, limit: Duration = .seconds(30)
+    ) async -> [IntakeCandidate] {
+        let scanner = DirectoryScanner(endpoint: endpoint, directory: directory)
+        func signature(_ candidate: IntakeCandidate) -> FileSignature? {
+            (try? SystemCall.lstat(scanner.directory + "/" + candidate.relativePath)).flatMap(FileSignature.init(regularFile:))
+        }
+        var settling = SettlingFiles(settle: settle)
+        var ready = scanner.scan().filter { settling.admit($0, signature: signature($0), now: FileSignature.now()) }
+        let deadline = ContinuousClock.now + limit
+        while !settling.pending.isEmpty && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(Int(settle * 1000)))
+            ready += settling.check(now: FileSignature.now(), observe: signature)
+        }
+        return ready
     }
 
     /// All candidates under `subdirectory` (relative to the drop folder; empty for all of it).

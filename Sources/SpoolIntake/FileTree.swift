@@ -1,4 +1,5 @@
 import Glibc
+import SpoolSystem
 
 /// Folder operations built on `SystemCall`: listing, `mkdir -p`, and an `rm -rf` that never
 /// follows symbolic links. Names are handled as raw bytes where it matters (removal), so an entry

@@ -1,4 +1,5 @@
 import Glibc
+import SpoolSystem
 
 /// One event read from an inotify descriptor.
 struct InotifyEvent: Sendable, Equatable {

@@ -1,5 +1,6 @@
 import Glibc
 import SpoolCore
+import SpoolSystem
 
 /// Turning inotify events into candidates and keeping the watch table right. Runs on `queue`.
 extension InotifyIntakeSession {

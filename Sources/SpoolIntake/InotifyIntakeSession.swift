@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Glibc
 import SpoolCore
+import SpoolSystem
 
 /// The state behind an `InotifyIntake`: the inotify descriptor, which folder each watch stands
 /// for, and the stream being fed.

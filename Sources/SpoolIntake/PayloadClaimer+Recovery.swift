@@ -1,5 +1,6 @@
 import Glibc
 import SpoolCore
+import SpoolSystem
 
 /// Finding claims again after a restart, and removing them when done.
 extension PayloadClaimer {

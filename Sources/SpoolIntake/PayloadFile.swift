@@ -1,4 +1,5 @@
 import Glibc
+import SpoolSystem
 
 /// Opening claimed payloads for executors, safely.
 public enum PayloadFile {

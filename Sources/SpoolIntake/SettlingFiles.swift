@@ -1,5 +1,6 @@
 import Glibc
 import SpoolCore
+import SpoolSystem
 
 /// Scanned files that may still be open for writing, held back until they settle.
 ///

@@ -40,6 +40,12 @@ public final class SQLiteLedger: Ledger {
             configuration.label = "spool.ledger.reader"
             do {
                 pool = try DatabasePool(path: path, configuration: configuration)
+                // A process that has just created the file may still be migrating it: give it a
+                // moment before calling the schema old.
+                let deadline = Date(timeIntervalSinceNow: min(busyTimeout, 5))
+                while try !pool.read(Self.migrator.hasCompletedMigrations) && Date() < deadline {
+                    Thread.sleep(forTimeInterval: 0.01)
+                }
                 guard try pool.read(Self.migrator.hasCompletedMigrations) else {
                     throw LedgerError.storage(
                         .unavailable,

@@ -4,6 +4,7 @@ import SpoolCore
 
 #if canImport(Glibc)
 import Glibc
+import SpoolSystem
 #endif
 
 struct Events: AsyncParsableCommand {
@@ -104,9 +105,8 @@ struct LineFollower {
     private mutating func drain(into lines: inout [Data]) {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
+            guard let n = try? buffer.withUnsafeMutableBytes({ bytes throws(SystemError) in try SystemCalls.read(fd, into: bytes) }),
+                  n > 0 else { break }
             partial.append(contentsOf: buffer[0..<n])
         }
         while let newline = partial.firstIndex(of: 0x0A) {
