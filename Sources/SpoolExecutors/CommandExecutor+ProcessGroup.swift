@@ -56,20 +56,23 @@ enum ProcessGroup {
         return members
     }
 
-    /// A process's state letter and process group, from `/proc/<pid>/stat`; nil when it is gone.
-    static func status(of pid: pid_t) -> (state: Character, group: pid_t)? {
+    /// A process's state letter, process group and start time (clock ticks since boot), from
+    /// `/proc/<pid>/stat`; nil when it is gone.
+    static func status(of pid: pid_t) -> (state: Character, group: pid_t, startTime: UInt64)? {
         let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 512)
+        var buffer = [UInt8](repeating: 0, count: 1024)
         let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         guard n > 0, let close = buffer[..<n].lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        // After "pid (comm)": state, ppid, pgrp, …; comm may itself hold spaces and parentheses.
-        let fields = buffer[(close + 1)..<n].split(separator: UInt8(ascii: " "), maxSplits: 4)
-        guard fields.count >= 3, let state = fields[0].first,
-            let group = pid_t(String(decoding: fields[2], as: UTF8.self))
+        // After "pid (comm)": state (field 3), ppid, pgrp (5), …, starttime (22); comm may itself
+        // hold spaces and parentheses.
+        let fields = buffer[(close + 1)..<n].split(separator: UInt8(ascii: " "), maxSplits: 20)
+        guard fields.count > 19, let state = fields[0].first,
+            let group = pid_t(String(decoding: fields[2], as: UTF8.self)),
+            let start = UInt64(String(decoding: fields[19], as: UTF8.self))
         else { return nil }
-        return (Character(UnicodeScalar(state)), group)
+        return (Character(UnicodeScalar(state)), group, start)
     }
 
     /// Sleeps for `duration` even if the calling task is cancelled: teardown runs *because* of a

@@ -60,18 +60,8 @@ public final class ProcessGroupRecord: Sendable {
         return killed
     }
 
-    /// A process's start time in clock ticks since boot (`/proc/<pid>/stat`, field 22); nil
-    /// when it is gone.
+    /// A process's start time in clock ticks since boot; nil when it is gone.
     static func startTime(of pid: pid_t) -> UInt64? {
-        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 1024)
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0, let paren = buffer[..<n].lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        // After "pid (comm)": field 3 (state) is the first; field 22 (starttime) the twentieth.
-        let fields = buffer[(paren + 1)..<n].split(separator: UInt8(ascii: " "))
-        guard fields.count > 19 else { return nil }
-        return UInt64(String(decoding: fields[19], as: UTF8.self))
+        ProcessGroup.status(of: pid)?.startTime
     }
 }

@@ -2,14 +2,13 @@ import Foundation
 import Glibc
 import Testing
 
-/// A plain HTTP/1.1 exchange over a loopback socket: the status and the body, or nil when the
-/// connection is refused. Bounded by a 5-second receive timeout.
-func rawHTTP(port: Int, _ method: String, _ path: String, body: String = "") -> (status: Int, body: String)? {
+/// A TCP connection to 127.0.0.1:`port`, with `option` (`SO_RCVTIMEO`, `SO_SNDTIMEO`, which
+/// bounds the connect too) set to `timeout`; nil when it is refused or not made in time.
+func connectLoopback(port: Int, option: Int32, timeout: timeval) -> Int32? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var timeout = timeval(tv_sec: 5, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var timeout = timeout
+    setsockopt(fd, SOL_SOCKET, option, &timeout, socklen_t(MemoryLayout<timeval>.size))
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -17,7 +16,18 @@ func rawHTTP(port: Int, _ method: String, _ path: String, body: String = "") -> 
     let connected = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    guard connected == 0 else { return nil }
+    guard connected == 0 else {
+        close(fd)
+        return nil
+    }
+    return fd
+}
+
+/// A plain HTTP/1.1 exchange over a loopback socket: the status and the body, or nil when the
+/// connection is refused. Bounded by a 5-second receive timeout.
+func rawHTTP(port: Int, _ method: String, _ path: String, body: String = "") -> (status: Int, body: String)? {
+    guard let fd = connectLoopback(port: port, option: SO_RCVTIMEO, timeout: timeval(tv_sec: 5, tv_usec: 0)) else { return nil }
+    defer { close(fd) }
     let request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         + "Content-Type: application/octet-stream\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
     _ = request.withCString { send(fd, $0, strlen($0), 0) }
@@ -93,19 +103,9 @@ extension IntegrationTests {
 /// Opens a loopback connection and sends the start of a request that never ends; nil when the
 /// connection is not established within 200 ms (the server's accept queue is full).
 func halfSentRequest(port: Int) -> Int32? {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return nil }
-    var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
+    guard let fd = connectLoopback(port: port, option: SO_SNDTIMEO, timeout: timeval(tv_sec: 0, tv_usec: 200_000)) else { return nil }
     let start = "POST /endpoints/default/async-invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nabc"
-    guard connected == 0, start.withCString({ send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }) > 0 else {
+    guard start.withCString({ send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }) > 0 else {
         close(fd)
         return nil
     }
