@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -15,6 +16,8 @@ import Glibc
 public final class ProcessGroupRecord: Sendable {
     /// The folder of one owner's records.
     public let directory: String
+    /// The record file of each group this process started and has not seen end.
+    private let records = Mutex<[pid_t: String]>([:])
 
     public init(directory: String) {
         self.directory = directory
@@ -24,19 +27,21 @@ public final class ProcessGroupRecord: Sendable {
     /// be written only means the group is not stopped after a crash.
     func started(_ pgid: pid_t) {
         guard let start = Self.startTime(of: pgid) else { return }
-        var fd = open("\(directory)/\(pgid).\(start)", O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        let path = "\(directory)/\(pgid).\(start)"
+        var fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         if fd < 0, errno == ENOENT {
             _ = mkdir((directory as NSString).deletingLastPathComponent, 0o755)
             _ = mkdir(directory, 0o700)
-            fd = open("\(directory)/\(pgid).\(start)", O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+            fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         }
-        if fd >= 0 { close(fd) }
+        guard fd >= 0 else { return }
+        close(fd)
+        records.withLock { $0[pgid] = path }
     }
 
     /// Forgets group `pgid` (it has ended).
     func finished(_ pgid: pid_t) {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
-        for name in names where name.hasPrefix("\(pgid).") { unlink("\(directory)/\(name)") }
+        if let path = records.withLock({ $0.removeValue(forKey: pgid) }) { unlink(path) }
     }
 
     /// Kills (SIGKILL) every recorded group of a dead owner that is still running, then removes

@@ -78,7 +78,7 @@ public struct SpoolHTTPServer: Sendable {
         let logger = self.logger
         let requested = address
         let http = engine.config.http
-        let connections = http.maxConnections ?? DescriptorLimit.connections(for: DescriptorLimit.raise())
+        let connections = http.maxConnections ?? DescriptorLimit.connections(for: DescriptorLimit.current)
         return Application(
             router: router,
             server: .http1(configuration: .init(

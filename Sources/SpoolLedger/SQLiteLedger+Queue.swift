@@ -57,14 +57,17 @@ extension SQLiteLedger {
         guard !endpoints.isEmpty else { return ClaimResult(claimed: nil, expired: []) }
         let now = now.millisecondsSince1970
         // Idle workers poll: a read (which takes no lock in WAL mode, and is one index probe)
-        // spares them a write transaction when nothing is queued.
-        let anyQueued = try await read { db in
-            try SQLRequest<Bool>(literal: """
-                SELECT EXISTS (SELECT 1 FROM requests WHERE state = 'queued' AND endpoint IN \(endpoints))
-                """).fetchOne(db) ?? false
+        // spares them a write transaction when nothing is queued. Workers that found work last
+        // time go straight to the write.
+        if !busyEndpoints.withLock({ $0.contains(endpoints) }) {
+            let anyQueued = try await read { db in
+                try SQLRequest<Bool>(literal: """
+                    SELECT EXISTS (SELECT 1 FROM requests WHERE state = 'queued' AND endpoint IN \(endpoints))
+                    """).fetchOne(db) ?? false
+            }
+            guard anyQueued else { return ClaimResult(claimed: nil, expired: []) }
         }
-        guard anyQueued else { return ClaimResult(claimed: nil, expired: []) }
-        return try await write { db in
+        let result = try await write { db in
             let expired = try Self.requests(db, """
                 UPDATE requests
                 SET state = 'expired', finished_at = \(now), failure_code = 'Expired',
@@ -92,6 +95,10 @@ extension SQLiteLedger {
                 """)
             return ClaimResult(batch: claimed.sorted { $0.seq < $1.seq }, expired: expired.sorted { $0.seq < $1.seq })
         }
+        busyEndpoints.withLock { busy in
+            if result.batch.isEmpty { busy.remove(endpoints) } else { busy.insert(endpoints) }
+        }
+        return result
     }
 
     /// Records progress of the attempt `owner` is running. Returns false when the request is no

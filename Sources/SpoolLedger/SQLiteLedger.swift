@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import SpoolCore
+import Synchronization
 
 /// The ledger in one SQLite file (`.spool/ledger.sqlite`), shared by every `spool` process of a
 /// spool root: the daemon, a cron `spool drain`, CLI readers.
@@ -19,6 +20,9 @@ public final class SQLiteLedger: Ledger {
     public static let defaultBusyTimeout: TimeInterval = 30
 
     private let pool: DatabasePool
+    /// The endpoint sets whose last claim found work: their next claim skips the read that spares
+    /// idle pollers a write transaction (a busy worker would pay it for nothing).
+    let busyEndpoints = Mutex<Set<[String]>>([])
     /// Counts the work of every statement, when the ledger was opened with one (tests).
     private let meter: StatementMeter?
 
@@ -34,35 +38,6 @@ public final class SQLiteLedger: Ledger {
         migrating: Bool = true
     ) throws {
         self.meter = meter
-        if !migrating {
-            var configuration = Configuration()
-            configuration.busyMode = .timeout(busyTimeout)
-            configuration.label = "spool.ledger.reader"
-            do {
-                pool = try DatabasePool(path: path, configuration: configuration)
-                // A process that has just created the file may still be migrating it: give it a
-                // moment before calling the schema old.
-                let deadline = Date(timeIntervalSinceNow: min(busyTimeout, 5))
-                while try !pool.read(Self.migrator.hasCompletedMigrations) && Date() < deadline {
-                    Thread.sleep(forTimeInterval: 0.01)
-                }
-                guard try pool.read(Self.migrator.hasCompletedMigrations) else {
-                    throw LedgerError.storage(
-                        .unavailable,
-                        message: "the ledger at \(path) was written by an older Spool: `spool serve` or `spool drain` brings it up to date")
-                }
-            } catch {
-                throw Self.ledgerError(error)
-            }
-            return
-        }
-        do {
-            let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        } catch {
-            throw LedgerError.storage(
-                .unavailable, message: "cannot create the ledger's directory for \(path): \(error.localizedDescription)")
-        }
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         configuration.label = "spool.ledger"
@@ -72,9 +47,33 @@ public final class SQLiteLedger: Ledger {
         // GRDB opens a pool in WAL mode with `PRAGMA synchronous = NORMAL`: durable against
         // application crashes, consistent on power loss, where only the last commits may be lost.
         do {
-            pool = try Self.open(path: path, configuration: configuration, timeout: busyTimeout)
+            if migrating {
+                try FileManager.default.createDirectory(
+                    at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
+                pool = try Self.open(path: path, configuration: configuration, timeout: busyTimeout)
+            } else {
+                pool = try DatabasePool(path: path, configuration: configuration)
+                try Self.waitForSchema(pool, path: path, timeout: min(busyTimeout, 5))
+            }
+        } catch let error as CocoaError {
+            throw LedgerError.storage(
+                .unavailable, message: "cannot create the ledger's directory for \(path): \(error.localizedDescription)")
         } catch {
             throw Self.ledgerError(error)
+        }
+    }
+
+    /// For a reader: returns once the schema is current. A process that has just created the file
+    /// may still be migrating it, so it waits up to `timeout` before calling the schema old.
+    private static func waitForSchema(_ pool: DatabasePool, path: String, timeout: TimeInterval) throws {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while try !pool.read(migrator.hasCompletedMigrations) {
+            guard Date() < deadline else {
+                throw LedgerError.storage(
+                    .unavailable,
+                    message: "the ledger at \(path) was written by an older Spool: `spool serve` or `spool drain` brings it up to date")
+            }
+            Thread.sleep(forTimeInterval: 0.01)
         }
     }
 
