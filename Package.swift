@@ -82,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "spool",
             dependencies: [
-                "SpoolCore", "SpoolSystem", "SpoolDaemon", "SpoolHTTP",
+                "SpoolCore", "SpoolSystem", "SpoolDaemon", "SpoolExecutors", "SpoolHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -45,4 +45,12 @@ static inline int spool_setxattr(const char *path, const char *name, const char 
     return (int)syscall(SYS_setxattr, path, name, value, size, 0);
 }
 
+/// pipe2(2) with O_CLOEXEC, which Glibc declares only under _GNU_SOURCE.
+static inline int spool_pipe_cloexec(int fds[2]) {
+    return (int)syscall(SYS_pipe2, fds, O_CLOEXEC);
+}
+
+/// posix_spawn's flag for starting the child in a session of its own (a GNU extension).
+static const short SPOOL_POSIX_SPAWN_SETSID = 0x80;
+
 #endif

@@ -20,7 +20,7 @@ public final class SpoolEngine: Sendable {
     let doorbells: [String: Doorbell]
     let ids = InferenceIDGenerator()
     let ownerLock: OwnerLock
-    let logger: Logger
+    public let logger: Logger
     /// Finished attempts on their way to the disk, the ledger and the publisher.
     let commits: RunCommitter
     /// Submitted payloads (`invoke`, HTTP) on their way to a claim and the ledger.
@@ -31,6 +31,8 @@ public final class SpoolEngine: Sendable {
     let handled = Mutex<(ids: [String], seen: Set<String>)>(([], []))
 
     public var owner: String { ownerLock.owner }
+    /// Where this process writes down its models' process groups (see `ProcessGroupRecord`).
+    public var processGroupsDirectory: String { layout.path("\(SpoolLayout.groupsDirectory)/\(ownerLock.owner)") }
 
     public init(
         layout: SpoolLayout, config: SpoolConfig, ledger: any Ledger, logger: Logger,

@@ -53,6 +53,8 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw CLIError.failure("cannot start on \(options.layout.root): \(error)")
         }
+        let modelGuard = GuardModels.start(for: daemon)
+        defer { withExtendedLifetime(modelGuard) {} }
         var serveOptions = SpoolDaemon.Options(pollSeconds: poll)
         serveOptions.gracePeriod = .seconds(grace)
         let services = address.map { [SpoolHTTPServer(engine: daemon.engine, address: $0, logger: logger).serviceConfiguration] } ?? []
@@ -79,6 +81,8 @@ struct Drain: AsyncParsableCommand {
         } catch {
             throw CLIError.failure("cannot start on \(options.layout.root): \(error)")
         }
+        let modelGuard = GuardModels.start(for: daemon)
+        defer { withExtendedLifetime(modelGuard) {} }
         let results = try await daemon.drain()
         let failed = results.filter { $0.state != .succeeded }
         if options.json {

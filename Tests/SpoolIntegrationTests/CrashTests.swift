@@ -112,9 +112,21 @@ extension IntegrationTests {
             #expect(try root.events().filter { $0.inferenceId == running.InferenceId }.count == 1)
         }
 
-        @Test("kill -9 of the daemon while a command model runs: the restarted daemon kills the orphaned model before retrying",
+        @Test("kill -9 of the daemon while a command model runs: the model dies with it (its guard kills it), and the restart retries the request",
               .timeLimit(.minutes(2)))
         func killNineLeavesNoOrphanModel() async throws {
+            try await orphanedModel(guardAlive: true)
+        }
+
+        @Test("kill -9 of the daemon and of its guard while a command model runs: the next start kills the orphaned model before retrying",
+              .timeLimit(.minutes(2)))
+        func killNineWithoutGuardLeavesNoOrphanAfterRestart() async throws {
+            try await orphanedModel(guardAlive: false)
+        }
+
+        /// A command model runs when the daemon is killed with SIGKILL. With the guard alive the
+        /// model dies at once; without it, it runs on until the next start kills it.
+        private func orphanedModel(guardAlive: Bool) async throws {
             let root = try SpoolRoot()
             let pids = root.base + "/pids"
             try Files.makeDirectories(pids)
@@ -139,9 +151,20 @@ extension IntegrationTests {
             try Files.write(root.incoming + "/job.txt", "x")
             try await root.waitUntil("the first attempt") { attempts().count == 1 }
             let orphan = attempts()[0]
+            let guards = IntegrationTests.AsPIDOne.children(of: first.pid).map(\.pid).filter {
+                Files.text("/proc/\($0)/cmdline")?.contains("guard-models") == true
+            }
+            #expect(guards.count == 1, "serve runs one model guard")
+            if !guardAlive {
+                for pid in guards { kill(pid, SIGKILL) }
+            }
             first.send(SIGKILL)
             #expect(try await first.waitForExit() == 128 + SIGKILL)
-            #expect(isRunning(orphan), "the model outlives the daemon's kill -9")
+            if guardAlive {
+                try await root.waitUntil("the model killed with its daemon") { !isRunning(orphan) }
+            } else {
+                #expect(isRunning(orphan), "without its guard, the model outlives the daemon")
+            }
 
             _ = try root.serve()
             try await root.waitUntil("the orphaned model killed") { !isRunning(orphan) }
