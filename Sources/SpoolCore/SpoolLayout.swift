@@ -10,6 +10,8 @@ public struct SpoolLayout: Sendable, Equatable {
     /// Process groups of running models, one folder per owner (see `ProcessGroupRecord`).
     public static let groupsDirectory = ".spool/groups"
     public static let ledgerFile = ".spool/ledger.sqlite"
+    /// Held by a retention batch and by `spool retry`, so that neither sees half of the other.
+    public static let retentionLockFile = ".spool/retention.lock"
     public static let eventsFile = "events.jsonl"
     public static let configFile = "spool.toml"
     public static let outputSuffix = ".out"

@@ -1,5 +1,6 @@
 import Foundation
 import SpoolCore
+import SpoolSystem
 
 #if canImport(Glibc)
 import Glibc
@@ -40,17 +41,20 @@ public struct Retention: Sendable {
         var summary = Summary()
         while true {
             // A dry run deletes nothing, so it reads everything at once instead of in batches.
-            let batch = try await ledger.finished(before: cutoff, limit: dryRun ? Int.max / 2 : batchSize)
-            if batch.isEmpty { break }
-            for request in batch {
-                summary.files += removeFiles(of: request, dryRun: dryRun, report: report)
+            let removed = try await RetentionLock.holding(layout) { () async throws -> Int? in
+                let batch = try await ledger.finished(before: cutoff, limit: dryRun ? Int.max / 2 : batchSize)
+                if batch.isEmpty { return nil }
+                for request in batch {
+                    summary.files += removeFiles(of: request, dryRun: dryRun, report: report)
+                }
+                if dryRun {
+                    summary.requests += batch.count
+                    return nil
+                }
+                summary.requests += try await ledger.delete(ids: batch.map(\.id))
+                return batch.count
             }
-            if dryRun {
-                summary.requests += batch.count
-                break
-            }
-            summary.requests += try await ledger.delete(ids: batch.map(\.id))
-            if batch.count < batchSize { break }
+            guard let removed, removed == batchSize else { break }
             await between()
         }
         return summary
@@ -78,5 +82,49 @@ public struct Retention: Sendable {
         report(path)
         if dryRun { return 1 }
         return (try? FileManager.default.removeItem(atPath: path)) != nil ? 1 : 0
+    }
+}
+
+extension Retention {
+    /// What `retry(id:)` did.
+    public enum RetryOutcome: Sendable {
+        /// Queued again.
+        case queued(InferenceRequest)
+        /// No such request (never known, or removed by retention).
+        case unknown
+        /// The request is known, but its input was not kept (`keep_failed_inputs = false`, or
+        /// removed by `spool gc`).
+        case inputNotKept
+    }
+
+    /// Queues a finished request again from its kept input (`spool retry`). It runs under the
+    /// retention lock: a retention batch either removed the request before (`unknown`), or sees
+    /// it queued after and leaves it alone; it never removes the input of a request it queued.
+    /// A request that is not finished is refused with `LedgerError.conflict`.
+    public static func retry(id: String, layout: SpoolLayout, ledger: any Ledger, now: Date) async throws -> RetryOutcome {
+        try await RetentionLock.holding(layout) {
+            guard let request = try await ledger.request(id: id) else { return .unknown }
+            var info = stat()
+            guard lstat(layout.path(request.claimedPayloadPath), &info) == 0 else { return .inputNotKept }
+            guard let retried = try await ledger.retry(id: id, now: now) else { return .unknown }
+            return .queued(retried)
+        }
+    }
+}
+
+/// An exclusive `flock` on `.spool/retention.lock`, taken around each retention batch and each
+/// retry. It is tried without blocking and retried every few milliseconds, so a holder never
+/// ties up a thread of the concurrency pool; the file is the daemon user's alone (mode 0600).
+enum RetentionLock {
+    static func holding<T>(_ layout: SpoolLayout, _ body: () async throws -> T) async throws -> T {
+        let path = layout.path(SpoolLayout.retentionLockFile)
+        let fd = try SystemCalls.open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode: 0o600)
+        defer { close(fd) }
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let error = errno
+            guard error == EWOULDBLOCK || error == EINTR else { throw SystemError(call: "flock", errno: error, path: path) }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return try await body()
     }
 }

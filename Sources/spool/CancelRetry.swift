@@ -60,23 +60,16 @@ struct Retry: AsyncParsableCommand {
 
     func run() async throws {
         let ledger = try options.openLedger()
-        guard let request = try await ledger.request(id: id) else { throw CLIError.usage("unknown inference id \(id)") }
-        let payload = options.layout.path(request.claimedPayloadPath)
-        var info = stat()
-        guard lstat(payload, &info) == 0 else {
-            throw CLIError.failure("the input of \(id) was not kept (removed by gc, or keep_failed_inputs = false); drop it again instead")
-        }
-        let retried: InferenceRequest?
+        let retried: InferenceRequest
         do {
-            retried = try await ledger.retry(id: id, now: Date())
+            switch try await Retention.retry(id: id, layout: options.layout, ledger: ledger, now: Date()) {
+            case .queued(let request): retried = request
+            case .unknown: throw CLIError.usage("unknown inference id \(id) (never queued, or removed by gc or retain_finished)")
+            case .inputNotKept:
+                throw CLIError.failure("the input of \(id) was not kept (removed by gc, or keep_failed_inputs = false); drop it again instead")
+            }
         } catch LedgerError.conflict(let reason) {
             throw CLIError.failure(reason)
-        }
-        guard let retried else { throw CLIError.usage("unknown inference id \(id)") }
-        // `spool gc` (or retention) may have removed the input between the look above and the
-        // retry: then the request cannot run, and saying it was queued would be untrue.
-        guard lstat(payload, &info) == 0 else {
-            throw CLIError.failure("the input of \(id) was removed while it was being retried; it will fail with InputUnreadable")
         }
         if options.json {
             struct Line: Encodable { var InferenceId: String; var State: String }

@@ -104,5 +104,36 @@ extension IntegrationTests {
             #expect(Self.markers(root, prefix: "old") == old, "markers are the user's")
             #expect(Files.files(under: root.outputs).isEmpty, "nothing ran")
         }
+
+        @Test("spool retry and a retention batch never interleave: a retry that waited on a batch removing its request says so and queues nothing",
+              .timeLimit(.minutes(1)))
+        func retryWaitsForRetentionBatch() async throws {
+            let root = try SpoolRoot(config: config(model: "echo"))
+            try await Self.seed(root, old: 1, recent: 1, days: 30)
+            let ledger = try SQLiteLedger(path: root.path + "/.spool/ledger.sqlite")
+            // This test plays a retention batch: it holds the lock `spool gc` and the daemon take.
+            let lock = open(root.path + "/.spool/retention.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            try #require(lock >= 0 && flock(lock, LOCK_EX) == 0)
+            let retry = try root.spawn("retry", ["old-0"])
+            await #expect(throws: HarnessError.self, "the retry waits for the batch") {
+                try await retry.waitForExit(timeout: .seconds(1))
+            }
+            let old = try #require(try await ledger.request(id: "old-0"))
+            try FileManager.default.removeItem(atPath: root.path + "/" + old.claimDirectory)
+            #expect(try await ledger.delete(ids: ["old-0"]) == 1)
+            close(lock)
+
+            #expect(try await retry.waitForExit() == 2, "\(retry.stderr)")
+            #expect(retry.stderr.contains("unknown inference id old-0"), "\(retry.stderr)")
+            #expect(try await ledger.request(id: "old-0") == nil, "nothing queued")
+
+            // Without a batch in the way, the retry queues the request, and gc leaves it alone.
+            let queued = try await root.run("retry", ["recent-0"])
+            #expect(queued.status == 0, "\(queued.stderr)")
+            let gc = try await root.run("gc", ["--older-than", "0s"])
+            #expect(gc.status == 0, "\(gc.stderr)")
+            #expect(try await ledger.request(id: "recent-0")?.state == .queued)
+            #expect(Self.keptInputs(root, prefix: "recent") == 1)
+        }
     }
 }
