@@ -82,7 +82,10 @@ public struct SpoolHTTPServer: Sendable {
         return Application(
             router: router,
             server: .http1(configuration: .init(
-                additionalChannelHandlers: [MalformedRequestHandler()], idleTimeout: .seconds(Int64(http.idleTimeoutSeconds)))),
+                additionalChannelHandlers: [
+                    MalformedRequestHandler(), RequestHeadTimeoutHandler(timeout: .seconds(Int64(http.idleTimeoutSeconds))),
+                ],
+                idleTimeout: .seconds(Int64(http.idleTimeoutSeconds)))),
             configuration: ApplicationConfiguration(
                 address: .hostname(address.host, port: address.port), serverName: "spool",
                 availableConnectionsDelegate: .maximum(connections, logger: logger)),

@@ -140,5 +140,49 @@ extension IntegrationTests {
             try await root.waitUntil("/ping answering", timeout: .seconds(60)) { rawHTTP(port: port, "GET", "/ping")?.status == 200 }
             #expect(daemon.isRunning)
         }
+
+        @Test("a client that trickles its request head a byte at a time is cut off after idle_timeout_seconds; a slow answer is not",
+              .timeLimit(.minutes(1)))
+        func tricklingRequestHeadIsCutOff() async throws {
+            let root = try SpoolRoot(config: config(model: "echo") + "\n[http]\nidle_timeout_seconds = 2\n")
+            let port = try freePort()
+            _ = try root.serve(["--listen", "127.0.0.1:\(port)"])
+            try await root.waitUntil("the API") { rawHTTP(port: port, "GET", "/ping")?.status == 200 }
+            let fd = try #require(connectLoopback(port: port, option: SO_SNDTIMEO, timeout: timeval(tv_sec: 1, tv_usec: 0)))
+            defer { close(fd) }
+            let opened = ContinuousClock.now
+            // One byte every 300 ms: never idle for 2 s, never a whole head.
+            let head = Array("GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: \(String(repeating: "a", count: 200))".utf8)
+            var sent = 0
+            var closedAfter: Duration?
+            for byte in head {
+                if send(fd, [byte], 1, Int32(MSG_NOSIGNAL)) != 1 {
+                    closedAfter = ContinuousClock.now - opened
+                    break
+                }
+                sent += 1
+                var probe: UInt8 = 0
+                if recv(fd, &probe, 1, Int32(MSG_DONTWAIT)) == 0 {
+                    closedAfter = ContinuousClock.now - opened
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(300))
+            }
+            let after = try #require(closedAfter, "the connection was still open after \(sent) bytes")
+            #expect(after >= .seconds(1.9) && after < .seconds(6), "closed after \(after)")
+            // A request whose head is whole may take longer: its body trickles for 3 s, and it is answered.
+            let slow = try #require(connectLoopback(port: port, option: SO_RCVTIMEO, timeout: timeval(tv_sec: 10, tv_usec: 0)))
+            defer { close(slow) }
+            let start = "POST /endpoints/default/async-invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                + "Content-Type: text/plain\r\nContent-Length: 10\r\n\r\n"
+            #expect(start.withCString { send(slow, $0, strlen($0), Int32(MSG_NOSIGNAL)) } == start.utf8.count)
+            for byte in Array("0123456789".utf8) {
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(send(slow, [byte], 1, Int32(MSG_NOSIGNAL)) == 1)
+            }
+            var answer = [UInt8](repeating: 0, count: 64)
+            let count = recv(slow, &answer, answer.count, 0)
+            #expect(String(decoding: answer.prefix(max(0, count)), as: UTF8.self).hasPrefix("HTTP/1.1 202"), "answered")
+        }
     }
 }
