@@ -15,6 +15,10 @@ public protocol LedgerReader: Sendable {
     /// batch costs the same however many requests the ledger holds.
     func finished(before cutoff: Date, limit: Int) async throws -> [InferenceRequest]
 
+    /// The `limit` most recently finished requests that did not succeed (failed, expired or
+    /// cancelled), latest first: the status page's failures. Its cost does not grow with history.
+    func latestFailures(limit: Int) async throws -> [InferenceRequest]
+
     /// Counts by state and the oldest queued arrival, per endpoint. Its cost does not grow with
     /// the finished requests the ledger holds (it runs on every `/ping` and admission).
     func queueStats() async throws -> [String: QueueStats]

@@ -38,10 +38,7 @@ public struct MetricsCollector: Sendable {
     public func snapshot(now: Date = Date()) async throws -> MetricsSnapshot {
         let stats = try await ledger.queueStats()
         let counters = try await ledger.counters()
-        var instances: [String: Int] = local?.instances() ?? [:]
-        for status in DaemonStatus.live(layout: layout, excluding: local?.owner) {
-            for (name, count) in status.instances { instances[name, default: 0] += count }
-        }
+        let instances = instances()
         let names = config.endpoints.map(\.name)
         let others = Set(stats.keys).union(counters.keys).subtracting(names).sorted()
         var endpoints: [EndpointMetrics] = []
@@ -52,6 +49,15 @@ public struct MetricsCollector: Sendable {
                 instances: instances[name] ?? 0, samples: samples, now: now))
         }
         return MetricsSnapshot(time: now, endpoints: endpoints)
+    }
+
+    /// The model instances running for each endpoint, in this process and every live one on the root.
+    public func instances() -> [String: Int] {
+        var instances: [String: Int] = local?.instances() ?? [:]
+        for status in DaemonStatus.live(layout: layout, excluding: local?.owner) {
+            for (name, count) in status.instances { instances[name, default: 0] += count }
+        }
+        return instances
     }
 
     /// The metrics now in the Prometheus text exposition format (version 0.0.4), for

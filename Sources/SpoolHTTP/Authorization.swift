@@ -9,15 +9,33 @@ import Hummingbird
 /// token (`AWS4-HMAC-SHA256 Credential=<token>/…`), which is what boto3 sends when given
 /// `aws_access_key_id=<token>`. The SigV4 signature itself is not checked: the token is the
 /// secret, so use TLS in front of Spool (a reverse proxy) when it travels a network.
-/// `GET /ping` needs no credentials, like a SageMaker container's health check.
+/// `GET /ping` needs no credentials, like a SageMaker container's health check. The status page
+/// (`/`, `/ui/…`) also takes HTTP Basic credentials with the token as the password, and answers
+/// a browser without them with a Basic challenge (401) instead of SageMaker's JSON 403.
 struct AuthorizationMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: String?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if let token, request.uri.path != "/ping" {
-            if let error = Self.check(request.headers[.authorization], token: token) { throw error }
+            if StatusPageRoutes.isPage(request.uri.path) {
+                guard Self.checkBasic(request.headers[.authorization], token: token) || Self.check(request.headers[.authorization], token: token) == nil else {
+                    return StatusPageRoutes.challenge()
+                }
+            } else if let error = Self.check(request.headers[.authorization], token: token) {
+                throw error
+            }
         }
         return try await next(request, context)
+    }
+
+    /// Whether `header` is HTTP Basic credentials whose password is `token` (the status page's
+    /// way in from a browser; the user name is not checked).
+    static func checkBasic(_ header: String?, token: String) -> Bool {
+        guard let header = header?.trimmingCharacters(in: .whitespaces), header.lowercased().hasPrefix("basic "),
+              let decoded = Data(base64Encoded: String(header.dropFirst("basic ".count)).trimmingCharacters(in: .whitespaces)),
+              let colon = decoded.firstIndex(of: UInt8(ascii: ":"))
+        else { return false }
+        return constantTimeEqual(Array(decoded[decoded.index(after: colon)...]), Array(token.utf8))
     }
 
     /// nil when `header` carries `token`; otherwise the 403 to answer.

@@ -13,6 +13,7 @@ import SpoolDaemon
 /// - `GET /ping` — 200 while the daemon runs and its ledger answers, else 503.
 /// - `GET /metrics` — Prometheus text.
 /// - `GET /requests/{InferenceId}` — the request as `spool status --json` shows it; 404 if unknown.
+/// - `GET /` and `GET /ui/…` — the status page, for people (see `StatusPageRoutes`).
 ///
 /// Errors are SageMaker's JSON errors (`{"__type":"ValidationError","message":…}`).
 public struct SpoolHTTPServer: Sendable {
@@ -57,6 +58,7 @@ public struct SpoolHTTPServer: Sendable {
             }
             return APIResponse.json(["Status": "Healthy"])
         }
+        StatusPageRoutes.add(to: router, engine: engine)
         router.get("/metrics") { _, _ -> Response in
             // The metrics of `spool stats`, computed from the ledger, as `spool stats --prometheus` shows them.
             let text: String

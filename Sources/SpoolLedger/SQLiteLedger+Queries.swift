@@ -43,6 +43,17 @@ extension SQLiteLedger {
         }
     }
 
+    public func latestFailures(limit: Int) async throws -> [InferenceRequest] {
+        let limit = max(0, limit)
+        return try await read { db in
+            try Self.requests(db, """
+                SELECT * FROM requests INDEXED BY requests_failures
+                WHERE state IN ('failed', 'expired', 'cancelled')
+                ORDER BY finished_at DESC LIMIT \(limit)
+                """)
+        }
+    }
+
     /// Per endpoint that has requests: counts by state, and the arrival of the oldest queued one.
     /// Reads the counts the triggers keep (`queue_counts`) and one index entry per endpoint with
     /// a queue: the cost does not grow with the finished requests the ledger holds.

@@ -18,6 +18,9 @@ extension SQLiteLedger {
         migrator.registerMigration("v3") { db in
             try db.execute(sql: v3)
         }
+        migrator.registerMigration("v4") { db in
+            try db.execute(sql: v4)
+        }
         return migrator
     }
 
@@ -122,5 +125,13 @@ extension SQLiteLedger {
         END;
         CREATE INDEX requests_latency ON requests (endpoint, finished_at, received_at, started_at)
             WHERE started_at IS NOT NULL AND state IN ('succeeded', 'failed');
+        """
+
+    /// The status page's latest failures: an index over the finish times of the requests that
+    /// did not succeed only, so finding the latest few costs the same however many successes
+    /// the ledger holds.
+    private static let v4 = """
+        CREATE INDEX requests_failures ON requests (finished_at)
+            WHERE state IN ('failed', 'expired', 'cancelled');
         """
 }

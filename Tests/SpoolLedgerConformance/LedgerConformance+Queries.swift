@@ -7,6 +7,7 @@ extension LedgerConformance {
         LedgerCheck("list filters, newest first") { try await $0.listFiltersNewestFirst() },
         LedgerCheck("finished before a time, earliest first") { try await $0.finishedBeforeEarliestFirst() },
         LedgerCheck("queue stats per endpoint") { try await $0.queueStatsPerEndpoint() },
+        LedgerCheck("latest failures, latest first") { try await $0.latestFailuresLatestFirst() },
         LedgerCheck("recorded claim tokens") { try await $0.recordedClaimTokens() },
         LedgerCheck("unnotified and markNotified") { try await $0.unnotifiedAndMarkNotified() },
     ]
@@ -39,6 +40,24 @@ extension LedgerConformance {
         #expect(try await ledger.finished(before: Self.at(20), limit: 10).map(\.id) == ["a3"])
         #expect(try await ledger.finished(before: Self.at(31), limit: 10).map(\.id) == ["a3", "a1", "a2"])
         #expect(try await ledger.finished(before: Self.at(31), limit: 2).map(\.id) == ["a3", "a1"])
+    }
+
+    func latestFailuresLatestFirst() async throws {
+        let ledger = try makeLedger()
+        #expect(try await ledger.latestFailures(limit: 10).isEmpty)
+        try await Self.admit((1...5).map { Self.request("r\($0)") }, to: ledger)
+        _ = try await ledger.admit(Self.request("bad"), initialFailure: Failure(.invalidRequest, "Bad metadata."))
+        _ = try await ledger.cancel(id: "r1", now: Self.at(10))
+        _ = try await ledger.claimNext(endpoints: ["default"], owner: "w", now: Self.at(11))
+        _ = try await ledger.claimNext(endpoints: ["default"], owner: "w", now: Self.at(11))
+        _ = try await ledger.finish(id: "r2", owner: "w", result: .succeeded, now: Self.at(20))
+        _ = try await ledger.finish(id: "r3", owner: "w", result: .failed(Failure(.modelError, "It broke.")), now: Self.at(30))
+
+        let failures = try await ledger.latestFailures(limit: 10)
+        #expect(failures.map(\.id) == ["r3", "r1", "bad"] || failures.map(\.id) == ["bad", "r3", "r1"],
+                "failed, cancelled and refused requests, latest finish first; never the succeeded or the queued")
+        #expect(failures.first { $0.id == "r3" }?.failureReason == "It broke.")
+        #expect(try await ledger.latestFailures(limit: 1).count == 1)
     }
 
     func queueStatsPerEndpoint() async throws {

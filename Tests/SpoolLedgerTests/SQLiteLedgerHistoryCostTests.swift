@@ -55,6 +55,7 @@ import Testing
         costs["latencySamples (window of 100)"] = try await cost {
             _ = try await ledger.latencySamples(endpoint: "default", limit: 100)
         }
+        costs["latestFailures (status page)"] = try await cost { _ = try await ledger.latestFailures(limit: 10) }
         return costs
     }
 
