@@ -183,6 +183,7 @@ public enum ConfigLoader {
             }
             if config.endpoints.isEmpty { config.endpoints = [EndpointConfig(name: "default")] }
             try checkFolders(config.endpoints)
+            try assignPorts(&config.endpoints)
             return config
         }
 
@@ -190,6 +191,9 @@ public enum ConfigLoader {
             var seen: [(String, String)] = []
             for e in endpoints {
                 for (key, dir) in [("incoming", e.incomingDirectory), ("outputs", e.outputsDirectory), ("errors", e.errorsDirectory)] {
+                    if dir.split(separator: "/").first == Substring(SpoolLayout.logsDirectory) {
+                        throw fail("endpoints.\(e.name).\(key)", "folder \"\(dir)\" is inside the root's logs folder (the models' logs)")
+                    }
                     for (otherKey, other) in seen where dir == other || dir.hasPrefix(other + "/") || other.hasPrefix(dir + "/") {
                         throw fail("endpoints.\(e.name).\(key)", "folder \"\(dir)\" overlaps \(otherKey) (\"\(other)\")")
                     }
@@ -255,11 +259,7 @@ public enum ConfigLoader {
             case "command":
                 return .command(try argv(v, "\(key).command"))
             case "container":
-                let c = try table(v, "\(key).container")
-                try checkKeys(c, allowed: ["serve", "port"], at: "\(key).container")
-                guard let serve = c["serve"] else { throw fail("\(key).container.serve", "is required") }
-                let port = try c["port"].map { (p) throws(ConfigError) in try int(p, "\(key).container.port", 1...65535) } ?? 8080
-                return .container(serve: try argv(serve, "\(key).container.serve"), port: Int(port))
+                return .container(try container(v, "\(key).container"))
             case "url":
                 let s = try string(v, "\(key).url")
                 guard let url = URL(string: s), url.scheme == "http" || url.scheme == "https", url.host != nil else {
@@ -268,6 +268,99 @@ public enum ConfigLoader {
                 return .url(s)
             default:
                 throw fail("\(key).\(kind)", "unknown model kind (known: builtin, command, container, url)")
+            }
+        }
+
+        func container(_ value: TOMLValue, _ key: String) throws(ConfigError) -> ContainerSpec {
+            let c = try table(value, key)
+            try checkKeys(
+                c, allowed: ["serve", "port", "env", "instance_env", "workdir", "startup_timeout_seconds", "health_check_seconds"],
+                at: key)
+            guard let serve = c["serve"] else { throw fail("\(key).serve", "is required") }
+            var spec = ContainerSpec(serve: try argv(serve, "\(key).serve"))
+            if let v = c["port"] { spec.port = Int(try int(v, "\(key).port", 1...65535)) }
+            if let v = c["env"] { spec.env = try environment(v, "\(key).env") }
+            if let v = c["instance_env"] { spec.instanceEnv = try environment(v, "\(key).instance_env") }
+            if let v = c["workdir"] {
+                let dir = try string(v, "\(key).workdir")
+                guard !dir.isEmpty, !dir.contains("\0") else { throw fail("\(key).workdir", "must name a folder") }
+                spec.workdir = dir
+            }
+            if let v = c["startup_timeout_seconds"] { spec.startupTimeoutSeconds = Int(try int(v, "\(key).startup_timeout_seconds", 1...3600)) }
+            if let v = c["health_check_seconds"] { spec.healthCheckSeconds = Int(try int(v, "\(key).health_check_seconds", 1...3600)) }
+            return spec
+        }
+
+        /// A table of environment variables: names of letters, digits and `_`; values strings,
+        /// integers or booleans (written as TOML writes them). Spool's own variables are refused.
+        func environment(_ value: TOMLValue, _ key: String) throws(ConfigError) -> [String: String] {
+            var result: [String: String] = [:]
+            let t = try table(value, key)
+            for name in t.keys {
+                let v = t[name]!
+                guard name.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil else {
+                    throw fail("\(key).\(name)", "is not a valid environment variable name")
+                }
+                guard name != "SAGEMAKER_BIND_TO_PORT", name != "SAGEMAKER_SAFE_PORT_RANGE" else {
+                    throw fail("\(key).\(name)", "is set by Spool for each instance")
+                }
+                switch v {
+                case .string(let s):
+                    guard !s.contains("\0") else { throw fail("\(key).\(name)", "must not contain NUL") }
+                    result[name] = s
+                case .integer(let i): result[name] = String(i)
+                case .bool(let b): result[name] = String(b)
+                default: throw fail("\(key).\(name)", "must be a string, integer or boolean, not a \(v.typeName)")
+                }
+            }
+            return result
+        }
+
+        /// Container endpoints listen on `port … port + max - 1`: two that overlap are refused.
+        /// Each instance of the root then gets a `SAGEMAKER_SAFE_PORT_RANGE` of its own, in blocks
+        /// from 20000 up that stay clear of every endpoint's listening ports.
+        func assignPorts(_ endpoints: inout [EndpointConfig]) throws(ConfigError) {
+            var listening: [(name: String, ports: ClosedRange<Int>)] = []
+            for e in endpoints {
+                guard case .container(let spec) = e.model else { continue }
+                let ports = spec.port...(spec.port + e.instances.max - 1)
+                guard ports.upperBound <= 65535 else {
+                    throw fail("endpoints.\(e.name).model.container.port", "port \(spec.port) + \(e.instances.max) instances passes 65535")
+                }
+                if let other = listening.first(where: { $0.ports.overlaps(ports) }) {
+                    throw fail(
+                        "endpoints.\(e.name).model.container.port",
+                        "ports \(ports.lowerBound)–\(ports.upperBound) overlap endpoint \(other.name)'s \(other.ports.lowerBound)–\(other.ports.upperBound)")
+                }
+                listening.append((e.name, ports))
+            }
+            let slots = endpoints.reduce(0) { total, e in
+                if case .container = e.model { total + e.instances.max } else { total }
+            }
+            guard slots > 0 else { return }
+            let size = max(1, min(100, (65536 - 20_000) / (slots + listening.count)))
+            var next = 20_000
+            func block(_ count: Int) -> Int? {
+                // The first run of `count` blocks from `next` that no listening range touches.
+                while next + count * size - 1 <= 65535 {
+                    let candidate = next...(next + count * size - 1)
+                    if let hit = listening.first(where: { $0.ports.overlaps(candidate) }) {
+                        next = hit.ports.upperBound + 1
+                        continue
+                    }
+                    next += count * size
+                    return candidate.lowerBound
+                }
+                return nil
+            }
+            for index in endpoints.indices {
+                guard case .container(var spec) = endpoints[index].model else { continue }
+                guard let base = block(endpoints[index].instances.max) else {
+                    throw fail("endpoints.\(endpoints[index].name).model.container", "no free ports are left for SAGEMAKER_SAFE_PORT_RANGE")
+                }
+                spec.safePortBase = base
+                spec.safePortSize = size
+                endpoints[index].model = .container(spec)
             }
         }
 

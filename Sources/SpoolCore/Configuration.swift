@@ -7,12 +7,59 @@ public enum ModelSpec: Sendable, Equatable {
     /// One process per request: payload on stdin, output from stdout.
     case command([String])
     /// A SageMaker-style model server Spool starts and manages.
-    case container(serve: [String], port: Int)
+    case container(ContainerSpec)
     /// A SageMaker-style model server someone else runs.
     case url(String)
 
     public var isBuiltin: Bool {
         if case .builtin = self { true } else { false }
+    }
+}
+
+/// How Spool runs the model servers of a `container` endpoint (SageMaker's serving contract).
+public struct ContainerSpec: Sendable, Equatable {
+    /// The argv that starts one server.
+    public var serve: [String]
+    /// Instance `i` listens on `port + i` (`SAGEMAKER_BIND_TO_PORT`).
+    public var port = 8080
+    /// Added to every instance's environment.
+    public var env: [String: String] = [:]
+    /// Added to one instance's environment, `{instance}` replaced by its index (0, 1, …).
+    public var instanceEnv: [String: String] = [:]
+    /// The servers' working folder: absolute, or relative to the root. Default: the root.
+    public var workdir: String?
+    /// How long a new server has to answer `GET /ping` with 200, 1–3600. Default 600.
+    public var startupTimeoutSeconds = 600
+    /// How often a running server is pinged, 1–3600; one that fails twice in a row is replaced.
+    /// Default 30.
+    public var healthCheckSeconds = 30
+    /// Where this endpoint's `SAGEMAKER_SAFE_PORT_RANGE` blocks begin, and their size: instance
+    /// `i` gets `safePortBase + i * safePortSize` and the `safePortSize - 1` ports after it.
+    /// Assigned when the configuration is loaded, so no two instances of a root share a port.
+    public var safePortBase = 20_000
+    public var safePortSize = 100
+
+    public init(serve: [String], port: Int = 8080) {
+        self.serve = serve
+        self.port = port
+    }
+
+    /// Instance `index`'s `SAGEMAKER_SAFE_PORT_RANGE`.
+    public func safePortRange(instance index: Int) -> ClosedRange<Int> {
+        let first = safePortBase + index * safePortSize
+        return first...(first + safePortSize - 1)
+    }
+
+    /// The variables instance `index` gets on top of Spool's environment.
+    public func environment(instance index: Int) -> [String: String] {
+        var result = env
+        for (name, value) in instanceEnv {
+            result[name] = value.replacingOccurrences(of: "{instance}", with: String(index))
+        }
+        let safe = safePortRange(instance: index)
+        result["SAGEMAKER_BIND_TO_PORT"] = String(port + index)
+        result["SAGEMAKER_SAFE_PORT_RANGE"] = "\(safe.lowerBound)-\(safe.upperBound)"
+        return result
     }
 }
 

@@ -40,7 +40,14 @@ public protocol LedgerReader: Sendable {
 
     /// The times of the `limit` most recently finished requests of `endpoint` that ran
     /// (succeeded or failed after starting), most recent first: the latency window of `spool stats`.
-    func latencySamples(endpoint: String, limit: Int) async throws -> [LatencySample]
+    /// With `since`, only those finished at or after it (the status page's last hour).
+    func latencySamples(endpoint: String, since: Date?, limit: Int) async throws -> [LatencySample]
+}
+
+extension LedgerReader {
+    public func latencySamples(endpoint: String, limit: Int) async throws -> [LatencySample] {
+        try await latencySamples(endpoint: endpoint, since: nil, limit: limit)
+    }
 }
 
 /// The durable record of every request: the queue, its claims, and its history.

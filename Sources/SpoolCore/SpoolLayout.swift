@@ -13,6 +13,8 @@ public struct SpoolLayout: Sendable, Equatable {
     /// Held by a retention batch and by `spool retry`, so that neither sees half of the other.
     public static let retentionLockFile = ".spool/retention.lock"
     public static let eventsFile = "events.jsonl"
+    /// The models' logs (`<endpoint>.<instance>.log`, `<endpoint>.log`).
+    public static let logsDirectory = "logs"
     public static let configFile = "spool.toml"
     public static let outputSuffix = ".out"
     public static let markerSuffix = ".error.json"

@@ -61,7 +61,7 @@ public final class SpoolEngine: Sendable {
         var executors: [String: any ModelExecutor] = [:]
         var doorbells: [String: Doorbell] = [:]
         for endpoint in config.endpoints {
-            executors[endpoint.name] = try ExecutorFactory.make(for: endpoint, processGroups: processGroups)
+            executors[endpoint.name] = try ExecutorFactory.make(for: endpoint, processGroups: processGroups, root: layout.root)
             doorbells[endpoint.name] = Doorbell(maxPending: endpoint.concurrency)
         }
         self.executors = executors

@@ -91,8 +91,8 @@ public struct StatusPageReader: Sendable {
         var endpoints: [StatusOverview.Endpoint] = []
         for name in names + Set(stats.keys).subtracting(names).sorted() {
             let counts = stats[name] ?? QueueStats()
-            let samples = try await ledger.latencySamples(endpoint: name, limit: MetricsCollector.latencyWindow)
             let hourAgo = now.addingTimeInterval(-3600)
+            let samples = try await ledger.latencySamples(endpoint: name, since: hourAgo, limit: MetricsCollector.latencyWindow)
             var knownSince: Date?
             if samples.count == MetricsCollector.latencyWindow, let oldest = samples.last?.finishedAt, oldest > hourAgo {
                 knownSince = oldest

@@ -171,15 +171,21 @@ public enum ExecutorFactory {
     /// batch files go to `temporaryDirectory` (nil: the folder of each invocation's output).
     /// The process groups of command models and model servers are written down in
     /// `processGroups`, when given.
+    /// Model logs go to `root/logs/` when `root` is given; a container's relative `workdir` is
+    /// inside `root`.
     public static func make(
-        for endpoint: EndpointConfig, temporaryDirectory: String? = nil, processGroups: ProcessGroupRecord? = nil
+        for endpoint: EndpointConfig, temporaryDirectory: String? = nil, processGroups: ProcessGroupRecord? = nil,
+        root: String? = nil
     ) throws -> any ModelExecutor {
-        let executor = try makeUnsplit(for: endpoint, processGroups: processGroups)
+        let executor = try makeUnsplit(for: endpoint, processGroups: processGroups, root: root)
         guard endpoint.split == .line else { return executor }
         return LineSplitExecutor(wrapping: executor, endpoint: endpoint, temporaryDirectory: temporaryDirectory)
     }
 
-    private static func makeUnsplit(for endpoint: EndpointConfig, processGroups: ProcessGroupRecord?) throws -> any ModelExecutor {
+    private static func makeUnsplit(
+        for endpoint: EndpointConfig, processGroups: ProcessGroupRecord?, root: String?
+    ) throws -> any ModelExecutor {
+        let logDirectory = root.map { "\($0)/\(ModelLog.directory)" }
         switch endpoint.model {
         case .builtin(let name):
             guard let executor = BuiltinExecutor(name: name) else {
@@ -190,12 +196,22 @@ public enum ExecutorFactory {
             guard let program = argv.first, !program.isEmpty else {
                 throw ExecutorError.unsupported("endpoint \(endpoint.name): the model command is empty")
             }
-            return CommandExecutor(argv: argv, processGroups: processGroups)
-        case .container(let serve, let port):
-            guard let program = serve.first, !program.isEmpty else {
+            let log = logDirectory.map { ModelLog(path: ModelLog.path(directory: $0, endpoint: endpoint.name, instance: nil)) }
+            return CommandExecutor(argv: argv, processGroups: processGroups, log: log)
+        case .container(let spec):
+            guard let program = spec.serve.first, !program.isEmpty else {
                 throw ExecutorError.unsupported("endpoint \(endpoint.name): the container's serve command is empty")
             }
-            return ContainerExecutor(serve: serve, port: port, endpoint: endpoint, processGroups: processGroups)
+            var workdir = spec.workdir
+            if let dir = workdir, !dir.hasPrefix("/"), let root { workdir = "\(root)/\(dir)" }
+            if let dir = workdir {
+                var isFolder: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: dir, isDirectory: &isFolder), isFolder.boolValue else {
+                    throw ExecutorError.unsupported("endpoint \(endpoint.name): model.container.workdir \"\(dir)\" is not a folder")
+                }
+            }
+            return ContainerExecutor(
+                spec: spec, endpoint: endpoint, workdir: workdir, logDirectory: logDirectory, processGroups: processGroups)
         case .url(let url):
             return URLExecutor(url: url, connections: endpoint.concurrency)
         }

@@ -40,13 +40,16 @@ public struct CommandExecutor: ModelExecutor {
 
     /// Where the model's process group is written down while it runs (see `ProcessGroupRecord`).
     let processGroups: ProcessGroupRecord?
+    /// Where the model's stderr lines go, each tagged with the InferenceId (`logs/<endpoint>.log`).
+    let log: ModelLog?
 
     public init(
         argv: [String], gracePeriod: Duration = defaultGracePeriod, progressInterval: Duration = .milliseconds(200),
-        processGroups: ProcessGroupRecord? = nil
+        processGroups: ProcessGroupRecord? = nil, log: ModelLog? = nil
     ) {
         self.argv = argv
         self.processGroups = processGroups
+        self.log = log
         self.gracePeriod = gracePeriod
         self.progressInterval = progressInterval
     }
@@ -164,10 +167,15 @@ public struct CommandExecutor: ModelExecutor {
             // Ends at end of file, when Subprocess sees the model exit (a background process may
             // hold the pipe open), or when the task is cancelled.
             do {
+                var lines = LogLineSplitter()
                 for try await buffer in execution.standardError {
-                    buffer.withUnsafeBytes { tail.append($0) }
+                    buffer.withUnsafeBytes { bytes in
+                        tail.append(bytes)
+                        log?.record(bytes, splitter: &lines, tag: invocation.request.id)
+                    }
                     if Task.isCancelled { break }
                 }
+                log?.write(lines: lines.rest(), tag: invocation.request.id)
             } catch {
                 // A failed read of stderr loses evidence, not the request.
             }

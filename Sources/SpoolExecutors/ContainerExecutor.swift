@@ -3,10 +3,15 @@ import Foundation
 import SpoolCore
 import Synchronization
 
-/// The timings of a container executor; tests shorten them.
+/// The timings of a container executor: from the endpoint's `container` settings; tests
+/// shorten them.
 public struct ContainerTimings: Sendable {
-    /// How long a new server has to answer `GET /ping` with 200. Default 60 s.
-    public var startupTimeout: Duration = .seconds(60)
+    /// How long a new server has to answer `GET /ping` with 200 (`startup_timeout_seconds`).
+    /// Default 600 s.
+    public var startupTimeout: Duration = .seconds(600)
+    /// How often a running server is pinged (`health_check_seconds`); two failures in a row and
+    /// it is replaced. Default 30 s.
+    public var healthCheck: Duration = .seconds(30)
     /// How often a starting server is pinged. Default 100 ms.
     public var pingInterval: Duration = .milliseconds(100)
     /// How often the scaler looks at the backlog and idle instances. Default 1 s.
@@ -17,6 +22,11 @@ public struct ContainerTimings: Sendable {
     public var exitNoticeWait: Duration = .milliseconds(500)
 
     public init() {}
+
+    public init(spec: ContainerSpec) {
+        startupTimeout = .seconds(spec.startupTimeoutSeconds)
+        healthCheck = .seconds(spec.healthCheckSeconds)
+    }
 }
 
 /// A model served by SageMaker-style containers Spool starts and manages (the SageMaker inference container contract: `serve`, `GET /ping`, `POST /invocations`).
@@ -32,8 +42,7 @@ public struct ContainerTimings: Sendable {
 /// (SIGTERM to its process group, SIGKILL after `terminationGrace`). An executor released without
 /// `shutdown()` kills its servers at once.
 public final class ContainerExecutor: ModelExecutor {
-    public let serve: [String]
-    public let port: Int
+    public let spec: ContainerSpec
     let pool: InstancePool
     private let http: HTTPClient
     private let client: ModelServerClient
@@ -43,18 +52,22 @@ public final class ContainerExecutor: ModelExecutor {
 
     /// - Parameters:
     ///   - endpoint: supplies `instances` and `maxConcurrentInvocationsPerInstance`.
+    ///   - timings: nil takes them from `spec`.
+    ///   - workdir: the servers' working folder (absolute), nil for Spool's own.
+    ///   - logDirectory: where `<endpoint>.<instance>.log` files go; nil logs nothing.
     public init(
-        serve: [String], port: Int, endpoint: EndpointConfig, timings: ContainerTimings = ContainerTimings(),
-        processGroups: ProcessGroupRecord? = nil
+        spec: ContainerSpec, endpoint: EndpointConfig, timings: ContainerTimings? = nil, workdir: String? = nil,
+        logDirectory: String? = nil, processGroups: ProcessGroupRecord? = nil
     ) {
-        self.serve = serve
-        self.port = port
+        self.spec = spec
+        let timings = timings ?? ContainerTimings(spec: spec)
         self.timings = timings
         http = ModelServerClient.makeHTTPClient(connectionsPerServer: endpoint.maxConcurrentInvocationsPerInstance)
         client = ModelServerClient(http: http)
         pool = InstancePool(
-            argv: serve, basePort: port, slots: endpoint.maxConcurrentInvocationsPerInstance,
-            limits: endpoint.instances, timings: timings, client: client, processGroups: processGroups
+            spec: spec, endpointName: endpoint.name, workdir: workdir, logDirectory: logDirectory,
+            slots: endpoint.maxConcurrentInvocationsPerInstance, limits: endpoint.instances, timings: timings, client: client,
+            processGroups: processGroups
         )
     }
 
@@ -110,6 +123,12 @@ public final class ContainerExecutor: ModelExecutor {
         guard instance.hasExited else { return outcome.result }
         await instance.awaitReaped(within: timings.exitNoticeWait)
         let evidence = instance.exitEvidence
+        if let silence = instance.replacedAfter {
+            return .failed(Failure(
+                .modelError, "The model server stopped answering GET /ping (for \(silence)) and was replaced while serving the request.",
+                evidence: evidence, retryable: true
+            ))
+        }
         let how = evidence.signal.map { "was killed by signal \($0)" } ?? "exited with status \(evidence.exitStatus.map(String.init) ?? "unknown")"
         return .failed(Failure(
             .modelError, "The model server \(how) while serving the request.", evidence: evidence, retryable: true

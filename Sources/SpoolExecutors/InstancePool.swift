@@ -13,6 +13,8 @@ import Synchronization
 ///   more than `min` run.
 /// - An instance whose process exits is removed at once and replaced on demand; a start that
 ///   fails fails the waiters only when no other instance is ready or starting.
+/// - Health (`tick`): a ready instance is pinged every `timings.healthCheck`; one that fails two
+///   pings in a row is killed (its requests fail, retryable, naming the reason) and replaced.
 actor InstancePool {
     enum Phase { case starting, ready, stopping }
 
@@ -21,10 +23,18 @@ actor InstancePool {
         var phase: Phase
         var inFlight = 0
         var idleSince = ContinuousClock.now
+        /// When the instance was last pinged for health (or became ready), and whether a ping is out.
+        var checkedAt = ContinuousClock.now
+        var checking = false
+        var failedChecks = 0
     }
 
-    let argv: [String]
-    let basePort: Int
+    let spec: ContainerSpec
+    let workdir: String?
+    /// Where each instance's log goes (`logs/<endpoint>.<instance>.log`), one writer per index.
+    let logDirectory: String?
+    let endpointName: String
+    private var logs: [Int: ModelLog] = [:]
     let slots: Int
     let limits: InstanceConfig
     let timings: ContainerTimings
@@ -41,12 +51,15 @@ actor InstancePool {
     let processGroups: ProcessGroupRecord?
 
     init(
-        argv: [String], basePort: Int, slots: Int, limits: InstanceConfig, timings: ContainerTimings, client: ModelServerClient,
+        spec: ContainerSpec, endpointName: String = "default", workdir: String? = nil, logDirectory: String? = nil,
+        slots: Int, limits: InstanceConfig, timings: ContainerTimings, client: ModelServerClient,
         processGroups: ProcessGroupRecord? = nil
     ) {
         self.processGroups = processGroups
-        self.argv = argv
-        self.basePort = basePort
+        self.spec = spec
+        self.endpointName = endpointName
+        self.workdir = workdir
+        self.logDirectory = logDirectory
         self.slots = max(1, slots)
         self.limits = limits
         self.timings = timings
@@ -101,6 +114,7 @@ actor InstancePool {
         let busy = entries.reduce(0) { $0 + $1.inFlight } + waiters.count
         if backlog > 0, busy + backlog > capacity, live < limits.max { start() }
         let now = ContinuousClock.now
+        checkHealth(now: now)
         for index in entries.indices where live > limits.min {
             let entry = entries[index]
             guard entry.phase == .ready, entry.inFlight == 0, now - entry.idleSince >= .seconds(limits.idleSeconds) else { continue }
@@ -167,11 +181,55 @@ actor InstancePool {
         waiters.remove(at: index).continuation.resume(throwing: CancellationError())
     }
 
-    /// Starts an instance on the lowest free index (port `basePort + index`).
+    /// Pings the ready instances that are due; see `healthChecked`.
+    private func checkHealth(now: ContinuousClock.Instant) {
+        let interval = timings.healthCheck
+        for index in entries.indices {
+            let entry = entries[index]
+            guard entry.phase == .ready, !entry.checking, now - entry.checkedAt >= interval else { continue }
+            entries[index].checking = true
+            let instance = entry.instance
+            let client = self.client
+            Task {
+                let healthy = await client.ping(instance.base, timeout: min(interval, .seconds(10)))
+                await self.healthChecked(instance, healthy: healthy)
+            }
+        }
+    }
+
+    /// A ping's answer: two failures in a row, and the instance is killed and replaced.
+    private func healthChecked(_ instance: ModelServerInstance, healthy: Bool) {
+        guard let index = entries.firstIndex(where: { $0.instance === instance }) else { return }
+        entries[index].checking = false
+        entries[index].checkedAt = .now
+        entries[index].failedChecks = healthy ? 0 : entries[index].failedChecks + 1
+        guard entries[index].failedChecks >= 2, entries[index].phase == .ready, !closed else { return }
+        entries[index].phase = .stopping
+        instance.markUnhealthy(after: timings.healthCheck * 2)
+        // It does not answer: no grace. Its requests fail when their connections close.
+        Task { await instance.stop(grace: .zero) }
+        var live = entries.count { $0.phase != .stopping }
+        while live < limits.min {
+            start()
+            live += 1
+        }
+        startForWaiters()
+    }
+
+    /// The log of instance `index`, made once.
+    private func log(for index: Int) -> ModelLog? {
+        guard let logDirectory else { return nil }
+        if let log = logs[index] { return log }
+        let log = ModelLog(path: ModelLog.path(directory: logDirectory, endpoint: endpointName, instance: index))
+        logs[index] = log
+        return log
+    }
+
+    /// Starts an instance on the lowest free index (port `spec.port + index`).
     private func start() {
         let used = Set(entries.map(\.instance.index))
         let index = (0...).first { !used.contains($0) }!
-        let instance = ModelServerInstance(index: index, port: basePort + index, argv: argv, processGroups: processGroups)
+        let instance = ModelServerInstance(index: index, spec: spec, workdir: workdir, log: log(for: index), processGroups: processGroups)
         entries.append(Entry(instance: instance, phase: .starting))
         live.withLock { $0.append(instance) }
         Task {
@@ -195,6 +253,7 @@ actor InstancePool {
         if entries[index].phase == .starting {
             entries[index].phase = .ready
             entries[index].idleSince = .now
+            entries[index].checkedAt = .now
         }
         dispatch()
     }

@@ -8,8 +8,9 @@ import Glibc
 #endif
 
 /// One running model server: the `serve` argv started as the leader of a process group of its
-/// own, with `SAGEMAKER_BIND_TO_PORT` (and `SAGEMAKER_SAFE_PORT_RANGE`) set, its stdout discarded
-/// and the last 4 KiB of its stderr kept as evidence.
+/// own, with `SAGEMAKER_BIND_TO_PORT`, `SAGEMAKER_SAFE_PORT_RANGE` and the endpoint's `env` and
+/// `instance_env` set, in its `workdir`; its stdout and stderr go, line by line, to its log
+/// (`logs/<endpoint>.<instance>.log`), and their last 4 KiB are kept as evidence.
 ///
 /// The group is signalled only until the leader is known to have been reaped (`exited`), so a
 /// reused PID is never signalled; a server that exits by itself has the rest of its group killed.
@@ -18,6 +19,9 @@ final class ModelServerInstance: Sendable {
     let port: Int
     let base: String
     private let argv: [String]
+    private let environment: [String: String]
+    private let workdir: String?
+    private let log: ModelLog?
 
     private struct State {
         var pid: pid_t?
@@ -33,13 +37,26 @@ final class ModelServerInstance: Sendable {
     /// Where the server's process group is written down while it runs.
     private let processGroups: ProcessGroupRecord?
 
-    init(index: Int, port: Int, argv: [String], processGroups: ProcessGroupRecord? = nil) {
+    init(index: Int, spec: ContainerSpec, workdir: String? = nil, log: ModelLog? = nil, processGroups: ProcessGroupRecord? = nil) {
         self.processGroups = processGroups
         self.index = index
-        self.port = port
-        self.argv = argv
+        self.port = spec.port + index
+        self.argv = spec.serve
+        self.environment = spec.environment(instance: index)
+        self.workdir = workdir
+        self.log = log
         self.base = "http://127.0.0.1:\(port)"
     }
+
+    /// Set when the pool replaced the instance because it stopped answering `GET /ping`.
+    private let unhealthy = Mutex<Duration?>(nil)
+
+    func markUnhealthy(after silence: Duration) {
+        unhealthy.withLock { $0 = silence }
+    }
+
+    /// How long the instance had not answered `GET /ping` when the pool replaced it, if it did.
+    var replacedAfter: Duration? { unhealthy.withLock { $0 } }
 
     var pid: pid_t? { state.withLock { $0.reaped ? nil : $0.pid } }
     var stderrTail: String? { state.withLock { $0.stderr.text } }
@@ -84,29 +101,35 @@ final class ModelServerInstance: Sendable {
         }
         var options = PlatformOptions()
         options.processGroupID = 0
-        var environment: [Environment.Key: String?] = ["SAGEMAKER_BIND_TO_PORT": String(port)]
-        let safe = 20_000 + index * 100
-        environment["SAGEMAKER_SAFE_PORT_RANGE"] = "\(safe)-\(safe + 99)"
+        var environment: [Environment.Key: String?] = [:]
+        for (name, value) in self.environment { environment[Environment.Key(stringLiteral: name)] = value }
         let configuration = Configuration(
             executable: program.contains("/") ? .path(.init(program)) : .name(program),
             arguments: Arguments(executablePathOverride: program, remainingValues: Array(argv.dropFirst())),
             environment: .inherit.updating(environment),
+            workingDirectory: workdir.map { .init($0) },
             platformOptions: options
         )
+        let log = self.log
         let spawned = SpawnSignal()
         let task = Task.detached { [self] in
             do {
-                let outcome = try await Subprocess.run(configuration, input: .none, output: .discarded, error: .sequence) { execution in
+                let outcome = try await Subprocess.run(configuration, input: .none, output: .sequence, error: .combinedWithOutput) { execution in
                     let pid = execution.processIdentifier.value
                     state.withLock { $0.pid = pid }
                     processGroups?.started(pid)
                     defer { processGroups?.finished(pid) }
                     spawned.resume(.success(()))
+                    var lines = LogLineSplitter()
                     do {
-                        for try await chunk in execution.standardError {
-                            chunk.withUnsafeBytes { bytes in state.withLock { $0.stderr.append(bytes) } }
+                        for try await chunk in execution.standardOutput {
+                            chunk.withUnsafeBytes { bytes in
+                                state.withLock { $0.stderr.append(bytes) }
+                                log?.record(bytes, splitter: &lines)
+                            }
                         }
                     } catch {}
+                    log?.write(lines: lines.rest())
                     // The leader has exited (or closed stderr); whatever it left behind goes too.
                     await ProcessGroup.waitForLeader(pid, longest: .milliseconds(50)) {}
                     ProcessGroup.signal(pid, SIGKILL)

@@ -27,13 +27,15 @@ extension SQLiteLedger {
     }
 
     /// The `limit` most recently finished requests of `endpoint` that started (succeeded or
-    /// failed), most recent finish first. Walks `requests_finished_at` backwards.
-    public func latencySamples(endpoint: String, limit: Int) async throws -> [LatencySample] {
+    /// failed), finished at or after `since` when given, most recent finish first. A range of
+    /// the covering index `requests_latency`, walked backwards.
+    public func latencySamples(endpoint: String, since: Date?, limit: Int) async throws -> [LatencySample] {
         let limit = max(0, limit)
+        let from = since?.millisecondsSince1970 ?? Int64.min
         return try await read { db in
             let rows = try Row.fetchAll(db, SQLRequest<Row>(literal: """
                 SELECT received_at, started_at, finished_at FROM requests
-                WHERE finished_at IS NOT NULL AND endpoint = \(endpoint)
+                WHERE finished_at IS NOT NULL AND endpoint = \(endpoint) AND finished_at >= \(from)
                     AND state IN ('succeeded', 'failed') AND started_at IS NOT NULL
                 ORDER BY finished_at DESC LIMIT \(limit)
                 """, cached: true))

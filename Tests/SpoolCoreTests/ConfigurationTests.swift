@@ -237,3 +237,118 @@ import Testing
         #expect((object["requestParameters"] as? [String: Any])?["endpointName"] as? String == "default")
     }
 }
+
+/// `model = { container = { … } }`: the settings a real model server needs, and the ports.
+@Suite struct ContainerConfigTests {
+    func parse(_ text: String) throws(ConfigError) -> SpoolConfig {
+        try ConfigLoader.parse(text, file: "/r/spool.toml")
+    }
+
+    static func spec(_ config: SpoolConfig, _ name: String) -> ContainerSpec? {
+        if case .container(let spec)? = config.endpoint(named: name)?.model { spec } else { nil }
+    }
+
+    @Test func readsEveryContainerSetting() throws {
+        let config = try parse("""
+            [endpoints.big]
+            instances = { max = 2 }
+            [endpoints.big.model.container]
+            serve = ["python3", "serve.py"]
+            port = 9000
+            env = { MODEL_NAME = "digits", OMP_NUM_THREADS = 4, VERBOSE = true }
+            instance_env = { CUDA_VISIBLE_DEVICES = "{instance}" }
+            workdir = "models/big"
+            startup_timeout_seconds = 1200
+            health_check_seconds = 10
+            """)
+        let spec = try #require(Self.spec(config, "big"))
+        #expect(spec.serve == ["python3", "serve.py"])
+        #expect(spec.port == 9000)
+        #expect(spec.env == ["MODEL_NAME": "digits", "OMP_NUM_THREADS": "4", "VERBOSE": "true"])
+        #expect(spec.workdir == "models/big")
+        #expect(spec.startupTimeoutSeconds == 1200 && spec.healthCheckSeconds == 10)
+        let second = spec.environment(instance: 1)
+        #expect(second["CUDA_VISIBLE_DEVICES"] == "1")
+        #expect(second["SAGEMAKER_BIND_TO_PORT"] == "9001")
+        #expect(second["MODEL_NAME"] == "digits")
+        let defaults = try #require(Self.spec(try parse("[endpoints.s]\nmodel = { container = { serve = [\"s\"] } }\n"), "s"))
+        #expect(defaults.port == 8080 && defaults.startupTimeoutSeconds == 600 && defaults.healthCheckSeconds == 30)
+    }
+
+    @Test func safePortRangesAreDistinctAcrossEndpointsAndInstancesAndClearOfListeningPorts() throws {
+        let config = try parse("""
+            [endpoints.a]
+            instances = { max = 3 }
+            model = { container = { serve = ["a"], port = 20000 } }
+            [endpoints.b]
+            instances = { max = 2 }
+            model = { container = { serve = ["b"], port = 8080 } }
+            [endpoints.c]
+            model = { command = ["cat"] }
+            """)
+        var ranges: [ClosedRange<Int>] = []
+        var listening: [ClosedRange<Int>] = []
+        for (name, count) in [("a", 3), ("b", 2)] {
+            let spec = try #require(Self.spec(config, name))
+            listening.append(spec.port...(spec.port + count - 1))
+            for i in 0..<count {
+                let range = spec.safePortRange(instance: i)
+                #expect(spec.environment(instance: i)["SAGEMAKER_SAFE_PORT_RANGE"] == "\(range.lowerBound)-\(range.upperBound)")
+                ranges.append(range)
+            }
+        }
+        for (i, range) in ranges.enumerated() {
+            #expect(range.count >= 50 && range.upperBound <= 65535)
+            #expect(!listening.contains { $0.overlaps(range) }, "\(range) is clear of the listening ports")
+            for other in ranges[(i + 1)...] { #expect(!range.overlaps(other), "\(range) and \(other)") }
+        }
+    }
+
+    @Test func overlappingListeningPortsAreRefused() {
+        do {
+            _ = try parse("""
+                [endpoints.a]
+                instances = { max = 4 }
+                model = { container = { serve = ["a"], port = 8080 } }
+                [endpoints.b]
+                model = { container = { serve = ["b"], port = 8083 } }
+                """)
+            Issue.record("overlapping ports were accepted")
+        } catch {
+            #expect(error.key == "endpoints.b.model.container.port")
+            #expect(error.reason.contains("8080–8083"), "\(error.reason)")
+        }
+    }
+
+    @Test(arguments: [
+        ("port = 0", "endpoints.e.model.container.port"),
+        ("startup_timeout_seconds = 0", "endpoints.e.model.container.startup_timeout_seconds"),
+        ("startup_timeout_seconds = 3601", "endpoints.e.model.container.startup_timeout_seconds"),
+        ("health_check_seconds = 0", "endpoints.e.model.container.health_check_seconds"),
+        ("health_check_seconds = \"30\"", "endpoints.e.model.container.health_check_seconds"),
+        ("env = { \"BAD-NAME\" = \"x\" }", "endpoints.e.model.container.env.BAD-NAME"),
+        ("env = { SAGEMAKER_BIND_TO_PORT = \"1\" }", "endpoints.e.model.container.env.SAGEMAKER_BIND_TO_PORT"),
+        ("env = { LIST = [1] }", "endpoints.e.model.container.env.LIST"),
+        ("instance_env = \"x\"", "endpoints.e.model.container.instance_env"),
+        ("workdir = 3", "endpoints.e.model.container.workdir"),
+        ("gpus = 1", "endpoints.e.model.container.gpus"),
+    ])
+    func badSettingsAreRefusedNamingTheKey(line: String, key: String) {
+        do {
+            _ = try parse("[endpoints.e.model.container]\nserve = [\"s\"]\n\(line)\n")
+            Issue.record("\(line) was accepted")
+        } catch {
+            #expect(error.key == key, "\(error)")
+        }
+    }
+
+    @Test func theLogsFolderIsNotADropFolder() {
+        do {
+            _ = try parse("[endpoints.default]\nincoming = \"logs/in\"\n")
+            Issue.record("a drop folder under logs/ was accepted")
+        } catch {
+            #expect(error.key == "endpoints.default.incoming")
+        }
+        #expect(throws: ConfigError.self) { try parse("[endpoints.logs]\n") }
+    }
+}

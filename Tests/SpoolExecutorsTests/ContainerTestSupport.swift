@@ -45,7 +45,8 @@ enum ContainerTestSupport {
         endpoint.instances = InstanceConfig(min: min, max: max, idleSeconds: idleSeconds)
         endpoint.maxConcurrentInvocationsPerInstance = slots
         return ContainerExecutor(
-            serve: serve ?? Self.serve(mode), port: try freePorts(max), endpoint: endpoint, timings: fastTimings(grace: grace)
+            spec: ContainerSpec(serve: serve ?? Self.serve(mode), port: try freePorts(max)), endpoint: endpoint,
+            timings: fastTimings(grace: grace)
         )
     }
 

@@ -55,6 +55,9 @@ import Testing
         costs["latencySamples (window of 100)"] = try await cost {
             _ = try await ledger.latencySamples(endpoint: "default", limit: 100)
         }
+        costs["latencySamples since an hour ago (status page)"] = try await cost {
+            _ = try await ledger.latencySamples(endpoint: "default", since: now.addingTimeInterval(-3600), limit: 10_000)
+        }
         costs["latestFailures (status page)"] = try await cost { _ = try await ledger.latestFailures(limit: 10) }
         return costs
     }

@@ -34,6 +34,8 @@ import Testing
             #expect(samples.map(\.startedAt) == [Fixtures.at(11), Fixtures.at(1)])
             #expect(try await ledger.latencySamples(endpoint: "default", limit: 1).count == 1)
             #expect(try await ledger.latencySamples(endpoint: "other", limit: 10).isEmpty)
+            let latest = try #require(samples.first?.finishedAt)
+            #expect(try await ledger.latencySamples(endpoint: "default", since: latest, limit: 10).count == 1, "only those since")
         }
     }
 }

@@ -16,6 +16,8 @@ MODEL_MODE environment variable, or `echo`; a request may choose another with
   fail400  reads the body, answers 400 with a short message
   crash    reads part of the body, writes to stderr, and exits with status 3 mid-request
   slow     sleeps `seconds` (default 30), then echoes
+  env      sleeps `seconds` (default 0), then answers a JSON object of its working folder, PID
+           and the environment variables that start with SAGEMAKER_, CUDA_ or TEST_
 
 SERVE_STARTUP_DELAY (seconds) delays binding the port, to show a slow start.
 `--exit-with-parent` (for tests) makes the server exit once the process that started it is gone.
@@ -90,6 +92,14 @@ class Handler(BaseHTTPRequestHandler):
                 "inferenceId": self.headers.get("X-Amzn-SageMaker-Inference-Id"),
                 "contentLength": length,
             }
+            return self.answer(200, json.dumps(seen, sort_keys=True).encode(), "application/json")
+        if mode == "env":
+            for _ in self.chunks(length):
+                pass
+            time.sleep(float(options.get("seconds", "0")))
+            seen = {name: value for name, value in os.environ.items() if name.startswith(("SAGEMAKER_", "CUDA_", "TEST_"))}
+            seen["cwd"] = os.getcwd()
+            seen["pid"] = os.getpid()
             return self.answer(200, json.dumps(seen, sort_keys=True).encode(), "application/json")
         if mode in ("fail500", "fail400"):
             for _ in self.chunks(length):
