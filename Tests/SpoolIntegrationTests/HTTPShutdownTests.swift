@@ -25,11 +25,16 @@ func connectLoopback(port: Int, option: Int32, timeout: timeval) -> Int32? {
 
 /// A plain HTTP/1.1 exchange over a loopback socket: the status and the body, or nil when the
 /// connection is refused. Bounded by a 5-second receive timeout.
-func rawHTTP(port: Int, _ method: String, _ path: String, body: String = "") -> (status: Int, body: String)? {
+func rawHTTP(
+    port: Int, _ method: String, _ path: String, body: String = "", headers: [String: String] = [:]
+) -> (status: Int, body: String)? {
     guard let fd = connectLoopback(port: port, option: SO_RCVTIMEO, timeout: timeval(tv_sec: 5, tv_usec: 0)) else { return nil }
     defer { close(fd) }
+    var fields = ["Content-Type": "application/octet-stream"]
+    fields.merge(headers) { $1 }
     let request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        + "Content-Type: application/octet-stream\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        + fields.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)\r\n" }.joined()
+        + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
     _ = request.withCString { send(fd, $0, strlen($0), 0) }
     var response = [UInt8]()
     var buffer = [UInt8](repeating: 0, count: 4096)
