@@ -26,7 +26,7 @@ let package = Package(
         // The domain: requests, states, configuration, and the protocols everything else implements.
         .target(name: "SpoolCore"),
         // The system: SHA-256 from libcrypto (it uses the CPU's SHA extensions) and Linux calls Glibc hides.
-        .systemLibrary(name: "CSpoolSystem", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSpoolSystem", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev", "zlib1g-dev"])]),
         // The one layer over Linux calls: EINTR retried and errno reported with the call and the
         // path in one place, descriptor I/O through apple/swift-system.
         .target(
@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "SpoolHTTP",
             dependencies: [
-                "SpoolCore", "SpoolSystem", "SpoolDaemon",
+                "SpoolCore", "SpoolSystem", "SpoolDaemon", "CSpoolSystem",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

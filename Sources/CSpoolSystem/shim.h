@@ -2,6 +2,8 @@
 #define SPOOL_SYSTEM_SHIM_H
 
 #include <openssl/evp.h>
+#include <zlib.h>
+#include <sys/xattr.h>
 #include <sys/types.h>
 #include <unistd.h>
 #include <sys/syscall.h>

@@ -160,6 +160,9 @@ public enum ConfigLoader {
                     guard name.range(of: "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", options: .regularExpression) != nil else {
                         throw fail(key, "is not a valid S3 bucket name (3–63 lowercase letters, digits, dots, hyphens)")
                     }
+                    guard !["endpoints", "ping", "metrics", "requests"].contains(name) else {
+                        throw fail(key, "is a path of the SageMaker API on the same listener; choose another bucket name")
+                    }
                     let dir = try string(t[name]!, key)
                     guard !dir.isEmpty else { throw fail(key, "must name a folder") }
                     if !dir.hasPrefix("/") {

@@ -170,6 +170,12 @@ public struct SpoolConfig: Sendable, Equatable {
     /// paths are inside the root. Default: none.
     public var buckets: [String: String] = [:]
 
+    /// The buckets the S3 API serves and `s3://` InputLocations name: `[buckets]`, or, without
+    /// it, one bucket `spool` that is the root itself (`""`).
+    public var effectiveBuckets: [String: String] {
+        buckets.isEmpty ? ["spool": ""] : buckets
+    }
+
     public init(endpoints: [EndpointConfig] = [EndpointConfig(name: "default")]) {
         self.endpoints = endpoints
     }

@@ -25,7 +25,7 @@ final class AsyncInvocations: Sendable {
         self.engine = engine
         self.state = state
         self.logger = logger
-        resolver = InputResolver(layout: engine.layout, http: engine.config.http, buckets: engine.config.buckets)
+        resolver = InputResolver(layout: engine.layout, http: engine.config.http, buckets: engine.config.effectiveBuckets)
     }
 
     func handle(_ request: Request, endpointName: String) async throws -> Response {

@@ -14,6 +14,8 @@ import SpoolDaemon
 /// - `GET /metrics` — Prometheus text.
 /// - `GET /requests/{InferenceId}` — the request as `spool status --json` shows it; 404 if unknown.
 /// - `GET /` and `GET /ui/…` — the status page, for people (see `StatusPageRoutes`).
+/// - Every other path — the S3 API on the bucket folders (see `S3API`); `GET /` from an S3
+///   client (a signed request) is ListBuckets.
 ///
 /// Errors are SageMaker's JSON errors (`{"__type":"ValidationError","message":…}`).
 public struct SpoolHTTPServer: Sendable {
@@ -46,6 +48,7 @@ public struct SpoolHTTPServer: Sendable {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
         router.add(middleware: AuthorizationMiddleware(token: engine.config.http.authToken))
+        router.add(middleware: S3Middleware(api: S3API(store: S3Store(layout: engine.layout, config: engine.config), logger: logger)))
         let invocations = AsyncInvocations(engine: engine, state: state, logger: logger)
         let engine = self.engine
         router.post("/endpoints/:name/async-invocations") { request, context in
@@ -86,6 +89,7 @@ public struct SpoolHTTPServer: Sendable {
             server: .http1(configuration: .init(
                 additionalChannelHandlers: [
                     MalformedRequestHandler(), RequestHeadTimeoutHandler(timeout: .seconds(Int64(http.idleTimeoutSeconds))),
+                    ContinueHandler(),
                 ],
                 idleTimeout: .seconds(Int64(http.idleTimeoutSeconds)))),
             configuration: ApplicationConfiguration(

@@ -218,10 +218,11 @@ enum StatusPageHTML {
     }
 }
 
-/// Escaping for HTML built by hand.
-enum HTML {
-    /// Text content: `&`, `<`, `>` and both quotes escaped (so it is also safe in an attribute).
-    static func text(_ value: String) -> String {
+/// Escaping for HTML and XML built by hand: `&`, `<`, `>` and both quotes escaped (so text is
+/// also safe in a quoted attribute); control characters other than tab, newline and carriage
+/// return, which neither language can carry, become U+FFFD.
+enum Markup {
+    static func escape(_ value: String) -> String {
         var out = ""
         out.reserveCapacity(value.utf8.count)
         for scalar in value.unicodeScalars {
@@ -232,8 +233,7 @@ enum HTML {
             case "\"": out += "&quot;"
             case "'": out += "&#39;"
             default:
-                // Controls other than tab and newline would only garble the page.
-                if scalar.value < 0x20 && scalar != "\n" && scalar != "\t" || scalar.value == 0x7F {
+                if scalar.value < 0x20 && scalar != "\n" && scalar != "\t" && scalar != "\r" || scalar.value == 0x7F {
                     out += "\u{FFFD}"
                 } else {
                     out.unicodeScalars.append(scalar)
@@ -242,6 +242,12 @@ enum HTML {
         }
         return out
     }
+}
+
+/// Escaping for the status page's HTML.
+enum HTML {
+    /// Text content.
+    static func text(_ value: String) -> String { Markup.escape(value) }
 
     /// A value inside a double-quoted attribute.
     static func attribute(_ value: String) -> String { text(value) }

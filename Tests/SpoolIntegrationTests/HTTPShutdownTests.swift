@@ -94,13 +94,17 @@ extension IntegrationTests {
             _ = try root.serve(["--listen", "127.0.0.1:\(port)"])
             try await root.waitUntil("the API") { rawHTTP(port: port, "GET", "/ping")?.status == 200 }
             for (method, path) in [
-                ("GET", "/nowhere"), ("DELETE", "/ping"), ("GET", "/endpoints/default/async-invocations"), ("GARBAGE\u{1}", "/"),
+                ("GET", "/endpoints/nowhere"), ("GET", "/requests"), ("DELETE", "/ping"), ("GET", "/endpoints/default/async-invocations"),
+                ("GARBAGE\u{1}", "/"),
             ] {
                 let answer = try #require(rawHTTP(port: port, method, path))
                 #expect((400..<500).contains(answer.status), "\(method) \(path): \(answer)")
                 let json = try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any]
                 #expect(json?["__type"] as? String != nil && json?["message"] as? String != nil, "\(method) \(path): \(answer.body)")
             }
+            // Every other path is the S3 API, which answers in S3's XML.
+            let s3 = try #require(rawHTTP(port: port, "GET", "/nowhere"))
+            #expect(s3.status == 404 && s3.body.contains("<Code>NoSuchBucket</Code>"), "\(s3)")
         }
     }
 }

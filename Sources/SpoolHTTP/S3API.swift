@@ -1,0 +1,499 @@
+import CSpoolSystem
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import SpoolCore
+import SpoolSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The S3 API on the listener, path-style: `/BUCKET/KEY`. `/endpoints/…`, `/ping`, `/metrics`,
+/// `/requests/…` and `/ui/…` are the SageMaker API and the status page; `GET /` is the status
+/// page for a browser and ListBuckets for an S3 client (which signs its requests).
+struct S3Middleware<Context: RequestContext>: RouterMiddleware {
+    let api: S3API
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard S3API.isS3(request) else { return try await next(request, context) }
+        return await api.respond(request)
+    }
+}
+
+struct S3API: Sendable {
+    let store: S3Store
+    let logger: Logger
+
+    /// The first path segments that belong to the SageMaker API and the status page.
+    static let reserved: Set<String> = ["endpoints", "ping", "metrics", "requests", "ui"]
+
+    static func isS3(_ request: Request) -> Bool {
+        let path = request.uri.path
+        if path == "/" || path.isEmpty {
+            // A browser asks for the status page; an S3 client signs (or at least dates) its request.
+            let authorization = request.headers[.authorization] ?? ""
+            return authorization.hasPrefix("AWS4-") || request.headers[.amzDate] != nil || request.headers[.amzContentSHA256] != nil
+        }
+        let first = path.dropFirst().prefix { $0 != "/" }
+        return !reserved.contains(String(first))
+    }
+
+    func respond(_ request: Request) async -> Response {
+        let requestID = UInt64.random(in: 0...UInt64.max).hexPadded
+        var response: Response
+        do {
+            response = try await dispatch(request)
+        } catch let error as S3Error {
+            if error.status.code >= 500 { logger.warning("S3 request failed", metadata: ["spool.s3.error": "\(error.message)"]) }
+            response = error.response(requestID: requestID, head: request.method == .head)
+        } catch {
+            response = S3Error.internalError("\(error)").response(requestID: requestID, head: request.method == .head)
+        }
+        response.headers[.amzRequestID] = requestID
+        return response
+    }
+
+    // MARK: Dispatch
+
+    private func dispatch(_ request: Request) async throws -> Response {
+        let query = Query(request.uri.query ?? "")
+        let path = request.uri.path
+        let trimmed = path.hasPrefix("/") ? String(path.dropFirst()) : path
+        let bucketName = String(trimmed.prefix { $0 != "/" })
+        let rawKey = trimmed.count > bucketName.count ? String(trimmed.dropFirst(bucketName.count + 1)) : ""
+        guard let key = rawKey.removingPercentEncoding, let bucketName = bucketName.removingPercentEncoding else {
+            throw S3Error(status: .badRequest, code: "InvalidURI", message: "The path is not valid percent-encoding.")
+        }
+        if bucketName.isEmpty {
+            guard request.method == .get else { throw Self.notImplemented(request) }
+            return listBuckets()
+        }
+        if key.isEmpty {
+            return try await bucketOperation(request, bucketName, query)
+        }
+        let bucket = try store.bucket(bucketName)
+        switch request.method {
+        case .get, .head:
+            if query["uploadId"] != nil { throw Self.notImplemented(request, "ListParts") }
+            return try getObject(request, bucket, key, head: request.method == .head)
+        case .put:
+            if request.headers[.amzCopySource] != nil { throw Self.notImplemented(request, "CopyObject") }
+            if let uploadID = query["uploadId"], let number = query["partNumber"] {
+                return try await uploadPart(request, bucket, key, uploadID: uploadID, partNumber: number)
+            }
+            return try await putObject(request, bucket, key)
+        case .post:
+            if query.has("uploads") { return try createUpload(bucket, key) }
+            if let uploadID = query["uploadId"] { return try await completeUpload(request, bucket, key, uploadID: uploadID) }
+            throw Self.notImplemented(request)
+        case .delete:
+            if let uploadID = query["uploadId"] { return try abortUpload(bucket, key, uploadID: uploadID) }
+            try store.delete(key, in: bucket)
+            return Response(status: .noContent)
+        default:
+            throw Self.notImplemented(request)
+        }
+    }
+
+    static func notImplemented(_ request: Request, _ operation: String? = nil) -> S3Error {
+        S3Error(status: .notImplemented, code: "NotImplemented",
+                message: "\(operation ?? "\(request.method) \(request.uri.path)") is not implemented by Spool's S3 API.")
+    }
+
+    // MARK: Buckets
+
+    private func listBuckets() -> Response {
+        let created = S3Time.iso(Date(timeIntervalSince1970: 0))
+        let buckets = store.buckets.keys.sorted().map {
+            "<Bucket>" + XML.element("Name", $0) + XML.element("CreationDate", created) + "</Bucket>"
+        }.joined()
+        let owner = "<Owner><ID>spool</ID><DisplayName>spool</DisplayName></Owner>"
+        return Self.xml(XML.document("ListAllMyBucketsResult", [], raw: owner + "<Buckets>\(buckets)</Buckets>", namespaced: true))
+    }
+
+    private func bucketOperation(_ request: Request, _ name: String, _ query: Query) async throws -> Response {
+        if request.method == .put {
+            guard store.buckets[name] != nil else {
+                throw S3Error.accessDenied("Spool's buckets are the [buckets] of spool.toml (\(store.buckets.keys.sorted().joined(separator: ", "))); add \(name) there to create it.")
+            }
+            return Response(status: .ok, headers: [.location: "/\(name)"])
+        }
+        let bucket = try store.bucket(name)
+        switch request.method {
+        case .head:
+            return Response(status: .ok, headers: [.amzBucketRegion: "us-east-1"])
+        case .get:
+            if query.has("location") {
+                return Self.xml(XML.document("LocationConstraint", [], namespaced: true))
+            }
+            if query.has("uploads") {
+                return Self.xml(XML.document("ListMultipartUploadsResult", [("Bucket", name)], namespaced: true))
+            }
+            return try listObjects(bucket, query)
+        case .post where query.has("delete"):
+            return try await deleteObjects(request, bucket)
+        case .delete:
+            throw S3Error(status: .conflict, code: "BucketNotEmpty", message: "Spool's buckets are folders of spool.toml; they are not deleted through the API.")
+        default:
+            throw Self.notImplemented(request)
+        }
+    }
+
+    private func listObjects(_ bucket: S3Store.Bucket, _ query: Query) throws -> Response {
+        let prefix = query["prefix"] ?? ""
+        let delimiter = query["delimiter"].flatMap { $0.isEmpty ? nil : $0 }
+        let maxKeys = max(0, min(1000, Int(query["max-keys"] ?? "1000") ?? 1000))
+        let urlEncoded = query["encoding-type"] == "url"
+        let startAfter = query["start-after"]
+        var token: String?
+        if let raw = query["continuation-token"] {
+            guard let data = Data(base64Encoded: raw), let decoded = String(data: data, encoding: .utf8) else {
+                throw S3Error(status: .badRequest, code: "InvalidArgument", message: "The continuation token is not valid.")
+            }
+            token = decoded
+        }
+        let after = [startAfter, token].compactMap { $0 }.max { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let entries = store.list(bucket, prefix: prefix, after: after, limit: Int.max)
+        var contents: [S3Store.Entry] = []
+        var prefixes: [String] = []
+        var last: String?
+        var truncated = false
+        for entry in entries {
+            // Keys inside a common prefix already returned on an earlier page are skipped.
+            if let token, let delimiter, token.hasSuffix(delimiter), entry.key.hasPrefix(token) { continue }
+            var commonPrefix: String?
+            if let delimiter, let range = entry.key.dropFirst(prefix.count).range(of: delimiter) {
+                commonPrefix = String(entry.key[..<range.upperBound])
+            }
+            if let commonPrefix, prefixes.last == commonPrefix { continue }
+            if contents.count + prefixes.count == maxKeys {
+                truncated = true
+                break
+            }
+            if let commonPrefix {
+                prefixes.append(commonPrefix)
+                last = commonPrefix
+            } else {
+                contents.append(entry)
+                last = entry.key
+            }
+        }
+        func encode(_ text: String) -> String { urlEncoded ? Self.urlEncode(text) : text }
+        var fields: [(String, String)] = [("Name", bucket.name), ("Prefix", encode(prefix)), ("KeyCount", "\(contents.count + prefixes.count)"),
+                                         ("MaxKeys", "\(maxKeys)")]
+        if let delimiter { fields.append(("Delimiter", encode(delimiter))) }
+        fields.append(("IsTruncated", truncated ? "true" : "false"))
+        if let raw = query["continuation-token"] { fields.append(("ContinuationToken", raw)) }
+        if truncated, let last { fields.append(("NextContinuationToken", Data(last.utf8).base64EncodedString())) }
+        if let startAfter { fields.append(("StartAfter", encode(startAfter))) }
+        if urlEncoded { fields.append(("EncodingType", "url")) }
+        var raw = ""
+        for entry in contents {
+            let fd = open(entry.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+            var etag = "\"\""
+            if fd >= 0 {
+                var info = stat()
+                if fstat(fd, &info) == 0 { etag = ETagCache.etag(fd: fd, info: info) }
+                close(fd)
+            }
+            raw += "<Contents>" + XML.element("Key", encode(entry.key)) + XML.element("LastModified", S3Time.iso(entry.modified))
+                + XML.element("ETag", etag) + XML.element("Size", "\(entry.size)") + XML.element("StorageClass", "STANDARD") + "</Contents>"
+        }
+        for commonPrefix in prefixes {
+            raw += "<CommonPrefixes>" + XML.element("Prefix", encode(commonPrefix)) + "</CommonPrefixes>"
+        }
+        return Self.xml(XML.document("ListBucketResult", fields, raw: raw, namespaced: true))
+    }
+
+    private func deleteObjects(_ request: Request, _ bucket: S3Store.Bucket) async throws -> Response {
+        let body = try await Self.smallBody(request)
+        var deleted = ""
+        var errors = ""
+        for key in XML.values("Key", in: body) {
+            do {
+                try store.delete(key, in: bucket)
+                deleted += "<Deleted>" + XML.element("Key", key) + "</Deleted>"
+            } catch {
+                errors += "<Error>" + XML.element("Key", key) + XML.element("Code", error.code) + XML.element("Message", error.message) + "</Error>"
+            }
+        }
+        return Self.xml(XML.document("DeleteResult", [], raw: deleted + errors, namespaced: true))
+    }
+
+    // MARK: Objects
+
+    private func getObject(_ request: Request, _ bucket: S3Store.Bucket, _ key: String, head: Bool) throws -> Response {
+        guard let (fd, info) = try store.openObject(key, in: bucket) else { throw S3Error.noSuchKey(bucket.name, key) }
+        let etag = ETagCache.etag(fd: fd, info: info)
+        let size = Int64(info.st_size)
+        var headers: HTTPFields = [
+            .eTag: etag, .lastModified: S3Time.http(Date(timespec: info.st_mtim)), .acceptRanges: "bytes",
+            .contentType: "binary/octet-stream",
+        ]
+        if let match = request.headers[.ifMatch], !Self.matches(match, etag) {
+            close(fd)
+            throw S3Error(status: .preconditionFailed, code: "PreconditionFailed", message: "At least one of the preconditions you specified did not hold.", resource: "/\(bucket.name)/\(key)")
+        }
+        if let noneMatch = request.headers[.ifNoneMatch], Self.matches(noneMatch, etag) {
+            close(fd)
+            return Response(status: .notModified, headers: [.eTag: etag])
+        }
+        var first: Int64 = 0
+        var length = size
+        var status = HTTPResponse.Status.ok
+        if let range = request.headers[.range] {
+            guard let (start, end) = Self.parseRange(range, size: size) else {
+                close(fd)
+                throw S3Error(status: .rangeNotSatisfiable, code: "InvalidRange", message: "The requested range is not satisfiable (the object has \(size) bytes).", resource: "/\(bucket.name)/\(key)")
+            }
+            first = start
+            length = end - start + 1
+            status = .partialContent
+            headers[.contentRange] = "bytes \(start)-\(end)/\(size)"
+        } else if request.headers[.amzChecksumMode]?.uppercased() == "ENABLED", let stored = ChecksumCache.load(fd: fd, info: info) {
+            headers[HTTPField.Name("x-amz-checksum-\(stored.algorithm)")!] = stored.value
+        }
+        headers[.contentLength] = "\(length)"
+        if head {
+            close(fd)
+            return Response(status: status, headers: headers)
+        }
+        let handle = FileBox(fd)
+        let (start, count) = (first, length)
+        let body = ResponseBody(contentLength: Int(length)) { writer in
+            defer { handle.close() }
+            var offset = start
+            let end = start + count
+            while offset < end {
+                let want = Int(min(Int64(1 << 20), end - offset))
+                var buffer = ByteBufferAllocator().buffer(capacity: want)
+                let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { bytes in
+                    max(0, pread(handle.fd, bytes.baseAddress, want, off_t(offset)))
+                }
+                guard n > 0 else { throw S3Error.internalError("The object was cut short while it was read.") }
+                offset += Int64(n)
+                try await writer.write(buffer)
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: status, headers: headers, body: body)
+    }
+
+    private func putObject(_ request: Request, _ bucket: S3Store.Bucket, _ key: String) async throws -> Response {
+        _ = try store.components(of: key, in: bucket)
+        let staged = try store.stagingFile(for: bucket)
+        let received: Received
+        do {
+            received = try await Self.receive(request, into: staged.fd)
+        } catch {
+            close(staged.fd)
+            unlinkat(staged.directory, staged.name, 0)
+            close(staged.directory)
+            throw error
+        }
+        let etag = "\"\(received.md5.hex)\""
+        if let checksum = received.checksum {
+            var info = stat()
+            fstat(staged.fd, &info)
+            ChecksumCache.store(checksum, fd: staged.fd)
+        }
+        try store.publish(staged: staged, as: key, in: bucket, etag: etag)
+        var headers: HTTPFields = [.eTag: etag]
+        if let checksum = received.checksum { headers[HTTPField.Name("x-amz-checksum-\(checksum.algorithm)")!] = checksum.value }
+        return Response(status: .ok, headers: headers)
+    }
+
+    // MARK: Bodies
+
+    struct Received {
+        var bytes: Int64
+        var md5: [UInt8]
+        var checksum: (algorithm: String, value: String)?
+    }
+
+    /// Streams the request's body into `fd` (decoding aws-chunked framing), verifying
+    /// `Content-MD5`, an `x-amz-checksum-*` header or trailer, and the declared lengths.
+    static func receive(_ request: Request, into fd: Int32) async throws -> Received {
+        let headers = request.headers
+        let chunked = (headers[.contentEncoding] ?? "").lowercased().contains("aws-chunked")
+            || (headers[.amzContentSHA256] ?? "").hasPrefix("STREAMING-")
+        var wanted = Set<BodyChecksums.Algorithm>()
+        var expected: [BodyChecksums.Algorithm: String] = [:]
+        for algorithm in BodyChecksums.Algorithm.allCases {
+            if let value = headers[HTTPField.Name(algorithm.header)!] {
+                wanted.insert(algorithm)
+                expected[algorithm] = value
+            }
+        }
+        let trailerName = headers[.amzTrailer]?.lowercased().trimmingCharacters(in: .whitespaces)
+        if let trailerName, let algorithm = BodyChecksums.Algorithm.allCases.first(where: { $0.header == trailerName }) {
+            wanted.insert(algorithm)
+        }
+        let checksums = BodyChecksums(wanted)
+        var decoder = chunked ? AWSChunkedDecoder() : nil
+        var written: Int64 = 0
+        func store(_ bytes: UnsafeRawBufferPointer) throws {
+            checksums.update(bytes)
+            do { try SystemCalls.writeAll(fd, bytes) } catch {
+                throw S3Error.internalError("The object could not be written: \(error).")
+            }
+            written += Int64(bytes.count)
+        }
+        do {
+            for try await buffer in request.body {
+                if decoder != nil {
+                    try decoder!.feed(buffer, store)
+                } else {
+                    try buffer.withUnsafeReadableBytes(store)
+                }
+            }
+            try decoder?.finish()
+        } catch let error as S3Error {
+            throw error
+        } catch let error as AWSChunkedDecoder.Failure {
+            throw S3Error(status: .badRequest, code: "IncompleteBody", message: "The aws-chunked body is malformed: \(error).")
+        } catch {
+            throw S3Error(status: .badRequest, code: "IncompleteBody", message: "The body ended early: \(error).")
+        }
+        if let declared = headers[.amzDecodedContentLength].flatMap(Int64.init), declared != written {
+            throw S3Error(status: .badRequest, code: "IncompleteBody", message: "The body has \(written) bytes, not the \(declared) X-Amz-Decoded-Content-Length declares.")
+        }
+        let (md5, values) = checksums.finish()
+        if let contentMD5 = headers[.contentMD5] {
+            guard Data(base64Encoded: contentMD5).map(Array.init) == md5 else { throw S3Error.badDigest("Content-MD5") }
+        }
+        if let trailerName, let algorithm = BodyChecksums.Algorithm.allCases.first(where: { $0.header == trailerName }) {
+            guard let value = decoder?.trailers[trailerName] else {
+                throw S3Error(status: .badRequest, code: "InvalidRequest", message: "The trailer \(trailerName) announced in x-amz-trailer did not come.")
+            }
+            expected[algorithm] = value
+        }
+        var checksum: (String, String)?
+        for (algorithm, value) in expected {
+            guard values[algorithm] == value else { throw S3Error.badDigest(algorithm.header) }
+            checksum = (algorithm.rawValue, value)
+        }
+        return Received(bytes: written, md5: md5, checksum: checksum)
+    }
+
+    /// A small XML body (multipart completion, batch delete), at most 1 MiB.
+    static func smallBody(_ request: Request) async throws -> String {
+        var body = ByteBuffer()
+        for try await buffer in request.body {
+            var buffer = buffer
+            body.writeBuffer(&buffer)
+            guard body.readableBytes <= 1 << 20 else {
+                throw S3Error(status: .badRequest, code: "MalformedXML", message: "The XML body is larger than 1 MiB.")
+            }
+        }
+        return String(buffer: body)
+    }
+
+    // MARK: Helpers
+
+    static func xml(_ document: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/xml"], body: ResponseBody(byteBuffer: ByteBuffer(string: document)))
+    }
+
+    /// Whether an If-Match / If-None-Match list holds `etag` (or is `*`).
+    static func matches(_ header: String, _ etag: String) -> Bool {
+        header.split(separator: ",").contains { item in
+            let value = item.trimmingCharacters(in: .whitespaces)
+            return value == "*" || value == etag || "\"\(value)\"" == etag || value.replacingOccurrences(of: "W/", with: "") == etag
+        }
+    }
+
+    /// `bytes=A-B`, `bytes=A-` or `bytes=-N` within `size`; nil when not satisfiable.
+    static func parseRange(_ header: String, size: Int64) -> (Int64, Int64)? {
+        guard header.hasPrefix("bytes="), !header.contains(",") else { return nil }
+        let spec = header.dropFirst("bytes=".count)
+        let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return nil }
+        if parts[0].isEmpty {
+            guard let suffix = Int64(parts[1]), suffix > 0, size > 0 else { return nil }
+            return (max(0, size - suffix), size - 1)
+        }
+        guard let start = Int64(parts[0]), start < size else { return nil }
+        let end = parts[1].isEmpty ? size - 1 : min(Int64(parts[1]) ?? -1, size - 1)
+        guard end >= start else { return nil }
+        return (start, end)
+    }
+
+    static func urlEncode(_ text: String) -> String {
+        let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+}
+
+/// A query string's parameters, percent-decoded (`+` stays a plus, as S3 signs it).
+struct Query {
+    private var values: [String: String] = [:]
+
+    init(_ query: String) {
+        for item in query.split(separator: "&") {
+            let pair = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(pair[0]).removingPercentEncoding ?? String(pair[0])
+            let value = pair.count > 1 ? (String(pair[1]).removingPercentEncoding ?? String(pair[1])) : ""
+            values[name] = value
+        }
+    }
+
+    subscript(_ name: String) -> String? { values[name] }
+    func has(_ name: String) -> Bool { values[name] != nil }
+}
+
+/// An open descriptor handed to a response body, closed once.
+final class FileBox: @unchecked Sendable {
+    let fd: Int32
+    private var closed = false
+    init(_ fd: Int32) { self.fd = fd }
+    func close() {
+        guard !closed else { return }
+        closed = true
+        Glibc.close(fd)
+    }
+    deinit { close() }
+}
+
+/// The checksum a client sent with an object, kept with the file (`user.spool.checksum`), so a
+/// GET with `x-amz-checksum-mode: ENABLED` returns it.
+enum ChecksumCache {
+    static let attribute = "user.spool.checksum"
+
+    static func store(_ checksum: (algorithm: String, value: String), fd: Int32) {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return }
+        let value = Array("\(ETagCache.key(info)) \(checksum.algorithm) \(checksum.value)".utf8)
+        _ = fsetxattr(fd, attribute, value, value.count, 0)
+    }
+
+    static func load(fd: Int32, info: stat) -> (algorithm: String, value: String)? {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let count = fgetxattr(fd, attribute, &buffer, buffer.count)
+        guard count > 0 else { return nil }
+        let parts = String(decoding: buffer.prefix(count), as: UTF8.self).split(separator: " ")
+        guard parts.count == 3, parts[0] == ETagCache.key(info) else { return nil }
+        return (String(parts[1]), String(parts[2]))
+    }
+}
+
+extension UInt64 {
+    var hexPadded: String {
+        let text = String(self, radix: 16, uppercase: true)
+        return String(repeating: "0", count: 16 - text.count) + text
+    }
+}
+
+extension HTTPField.Name {
+    static let amzDate = HTTPField.Name("x-amz-date")!
+    static let amzContentSHA256 = HTTPField.Name("x-amz-content-sha256")!
+    static let amzCopySource = HTTPField.Name("x-amz-copy-source")!
+    static let amzTrailer = HTTPField.Name("x-amz-trailer")!
+    static let amzDecodedContentLength = HTTPField.Name("x-amz-decoded-content-length")!
+    static let amzChecksumMode = HTTPField.Name("x-amz-checksum-mode")!
+    static let amzBucketRegion = HTTPField.Name("x-amz-bucket-region")!
+    static let contentMD5 = HTTPField.Name("Content-MD5")!
+}
