@@ -12,8 +12,10 @@ import SpoolSystem
 extension SpoolEngine {
     /// Queues a payload read from `input` (a file or standard input), as `spool invoke` and an
     /// HTTP `InputLocation` do: see `submit(endpoint:metadata:source:write:)`.
-    public func submit(from input: Int32, endpoint: EndpointConfig, metadata: RequestMetadata, source: RequestSource) async throws -> InferenceRequest? {
-        try await submit(endpoint: endpoint, metadata: metadata, source: source) { fd, path in
+    public func submit(
+        from input: Int32, endpoint: EndpointConfig, metadata: RequestMetadata, source: RequestSource, placement: OutputPlacement = .init()
+    ) async throws -> InferenceRequest? {
+        try await submit(endpoint: endpoint, metadata: metadata, source: source, placement: placement) { fd, path in
             try Self.copyStream(from: input, to: fd, chunkBytes: endpoint.chunkBytes, path: path)
         }
     }
@@ -25,15 +27,17 @@ extension SpoolEngine {
     /// (and recovery removes the temporary files of dead owners). Submissions made at the same
     /// time are made durable, claimed and recorded together (group commit: one ledger
     /// transaction for the batch). The input path is the inference id, so the output is
-    /// `outputs/<id>.out`. Returns the stored request, or nil when the ledger failed.
+    /// `outputs/<id>.out` (or as `placement` says). Returns the stored request, or nil when the
+    /// ledger failed.
     public func submit(
-        endpoint: EndpointConfig, metadata: RequestMetadata, source: RequestSource,
+        endpoint: EndpointConfig, metadata: RequestMetadata, source: RequestSource, placement: OutputPlacement = .init(),
         write: (_ fd: Int32, _ path: String) throws -> Void
     ) async throws -> InferenceRequest? {
         let id = metadata.inferenceId ?? ids.next()
         var metadata = metadata
         metadata.inferenceId = id
         if let reason = InferenceIDRules.validate(id) { throw SystemError(call: "submit (\(reason))", errno: EINVAL) }
+        if let reason = placement.validationError() { throw SystemError(call: "submit (\(reason))", errno: EINVAL) }
         let temporary = layout.path("\(SpoolLayout.partialDirectory)/.\(id).\(owner)\(Self.submitSuffix)")
         let fd = try SystemCalls.open(temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
         do {
@@ -45,7 +49,8 @@ extension SpoolEngine {
         }
         let reply = Reply<Result<InferenceRequest?, any Error>>()
         await submissions.submit(PendingSubmission(
-            temporary: temporary, fd: fd, endpoint: endpoint, metadata: metadata, source: source, reply: reply))
+            temporary: temporary, fd: fd, endpoint: endpoint, metadata: metadata, source: source,
+            relativePath: placement.relativePath(id: id), reply: reply))
         return try await reply.value.get()
     }
 
@@ -63,6 +68,8 @@ extension SpoolEngine {
         var endpoint: EndpointConfig
         var metadata: RequestMetadata
         var source: RequestSource
+        /// The request's name under the endpoint's folders (its output is this plus `.out`).
+        var relativePath: String
         var reply: Reply<Result<InferenceRequest?, any Error>>
     }
 
@@ -78,7 +85,7 @@ extension SpoolEngine {
                 defer { close(item.fd) }
                 do {
                     try SystemCalls.fdatasync(item.fd, path: item.temporary)
-                    return .success(try claimer.adopt(file: item.temporary, endpoint: item.endpoint.name, relativePath: item.metadata.inferenceId!))
+                    return .success(try claimer.adopt(file: item.temporary, endpoint: item.endpoint.name, relativePath: item.relativePath))
                 } catch {
                     _ = unlink(item.temporary)
                     return .failure(error)
@@ -164,5 +171,38 @@ final class Reply<Value: Sendable>: Sendable {
                 if let ready { continuation.resume(returning: ready) }
             }
         }
+    }
+}
+
+/// Where a submitted request's result goes, as SageMaker's `X-Amzn-SageMaker-S3OutputPathExtension`
+/// and `X-Amzn-SageMaker-Filename` say: `outputs/<extension>/<filename>.out` (and
+/// `errors/<extension>/<filename>.error.json`); by default `outputs/<InferenceId>.out`.
+public struct OutputPlacement: Sendable, Equatable {
+    /// Folders under the endpoint's outputs and errors folders (`a/b`).
+    public var pathExtension: String?
+    /// The result's name instead of the InferenceId.
+    public var filename: String?
+
+    public init(pathExtension: String? = nil, filename: String? = nil) {
+        self.pathExtension = pathExtension
+        self.filename = filename
+    }
+
+    /// Why the placement cannot be used, or nil: no empty, `.` or `..` folder, no hidden name.
+    public func validationError() -> String? {
+        if let pathExtension {
+            let parts = pathExtension.split(separator: "/", omittingEmptySubsequences: false)
+            if parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." || $0.hasPrefix(".") }) {
+                return "S3OutputPathExtension must be folder names separated by single slashes, none empty, hidden, . or .."
+            }
+        }
+        if let filename, filename.isEmpty || filename.hasPrefix(".") || filename.contains("/") {
+            return "Filename must be a plain name"
+        }
+        return nil
+    }
+
+    func relativePath(id: String) -> String {
+        [pathExtension, filename ?? id].compactMap { $0 }.joined(separator: "/")
     }
 }

@@ -62,10 +62,13 @@ final class AsyncInvocations: Sendable {
         let queued: InferenceRequest?
         do {
             if input >= 0 {
-                queued = try await engine.submit(from: input, endpoint: endpoint, metadata: invocation.metadata, source: .http)
+                queued = try await engine.submit(
+                    from: input, endpoint: endpoint, metadata: invocation.metadata, source: .http, placement: invocation.placement)
             } else {
                 // The body is written once, straight into the file that becomes the claim.
-                queued = try await engine.submit(endpoint: endpoint, metadata: invocation.metadata, source: .http) { fd, path in
+                queued = try await engine.submit(
+                    endpoint: endpoint, metadata: invocation.metadata, source: .http, placement: invocation.placement
+                ) { fd, path in
                     try Self.write(body, to: fd, path: path)
                 }
             }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import SpoolCore
+import SpoolDaemon
 
 /// One `POST /endpoints/{EndpointName}/async-invocations`, read from its headers and checked
 /// with the bounds SageMaker documents for InvokeEndpointAsync.
@@ -10,11 +11,13 @@ struct InvokeEndpointAsyncRequest: Sendable, Equatable {
     var metadata: RequestMetadata
     /// `X-Amzn-SageMaker-InputLocation`; nil when the payload is the request body.
     var inputLocation: String?
-    /// `X-Amzn-SageMaker-S3OutputPathExtension`: validated, then ignored (outputs are named
-    /// `<InferenceId>.out` in the endpoint's outputs folder).
+    /// `X-Amzn-SageMaker-S3OutputPathExtension`: folders under the endpoint's outputs and errors.
     var outputPathExtension: String?
-    /// `X-Amzn-SageMaker-Filename`: validated, then ignored, likewise.
+    /// `X-Amzn-SageMaker-Filename`: the result's name instead of the InferenceId.
     var filename: String?
+
+    /// Where the result goes: `outputs/<extension>/<filename or InferenceId>.out`.
+    var placement: OutputPlacement { OutputPlacement(pathExtension: outputPathExtension, filename: filename) }
 
     /// The largest inline body (no InputLocation), as SageMaker's synchronous InvokeEndpoint
     /// limits small payloads; larger payloads go through InputLocation.
@@ -50,6 +53,7 @@ struct InvokeEndpointAsyncRequest: Sendable, Equatable {
             || fileExtension.range(of: "^[a-zA-Z0-9!_.*'()/-]+$", options: .regularExpression) == nil {
             throw .validation("S3OutputPathExtension must be 1 to 512 characters of letters, digits and !_.*'()/-")
         }
+        if let reason = OutputPlacement(pathExtension: fileExtension).validationError() { throw .validation(reason) }
         let filename = headers[.sageMakerFilename]
         if let filename,
            filename.utf8.count > 32 || filename.filter({ $0 == "." }).count > 1

@@ -28,6 +28,8 @@ extension HTTPAPITests {
             ("missing input in the root", "default", ["InputLocation": "s3://spool/nope.txt"], nil),
             ("no input at all", "default", [:], nil),
             ("bad S3OutputPathExtension", "default", ["S3OutputPathExtension": "s3:bad"], Data("x".utf8)),
+            ("S3OutputPathExtension leaving the outputs", "default", ["S3OutputPathExtension": "a/../../x"], Data("x".utf8)),
+            ("S3OutputPathExtension with an empty folder", "default", ["S3OutputPathExtension": "a//b"], Data("x".utf8)),
             ("bad Filename", "default", ["Filename": "a.b.c"], Data("x".utf8)),
             ("body larger than 128,000 bytes", "default", [:], Data(repeating: 0x61, count: 128_001)),
         ]
@@ -77,6 +79,10 @@ extension HTTPAPITests {
                 #expect(request.ttlSeconds == 60)
                 #expect(request.timeoutSeconds == 3600)
                 #expect(try await server.output(id).utf8.count == 128_000)
+                // S3OutputPathExtension and Filename place the result, as on SageMaker.
+                #expect(request.outputLocation == "outputs/run-1/part/result.json.out")
+                #expect(answer.header("X-Amzn-SageMaker-OutputLocation") == "file://\(server.root)/outputs/run-1/part/result.json.out")
+                #expect(answer.header("X-Amzn-SageMaker-FailureLocation") == "file://\(server.root)/errors/run-1/part/result.json.error.json")
             }
         }
     }
