@@ -1,5 +1,8 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import NIOSSL
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -23,16 +26,21 @@ public struct SpoolHTTPServer: Sendable {
     public let address: ListenAddress
     let logger: Logger
     let onListening: @Sendable (ListenAddress) async -> Void
+    /// HTTPS when set (`--tls-cert`, `--tls-key`).
+    let tls: TLSConfiguration?
 
-    /// - Parameter onListening: called once the socket is bound, with the actual address
-    ///   (the kernel's choice when the port was 0).
+    /// - Parameters:
+    ///   - tls: serve HTTPS with this configuration (see `TLSFiles.configuration`).
+    ///   - onListening: called once the socket is bound, with the actual address (the kernel's
+    ///     choice when the port was 0).
     public init(
-        engine: SpoolEngine, address: ListenAddress, logger: Logger,
+        engine: SpoolEngine, address: ListenAddress, logger: Logger, tls: TLSConfiguration? = nil,
         onListening: @escaping @Sendable (ListenAddress) async -> Void = { _ in }
     ) {
         self.engine = engine
         self.address = address
         self.logger = logger
+        self.tls = tls
         self.onListening = onListening
     }
 
@@ -44,7 +52,7 @@ public struct SpoolHTTPServer: Sendable {
         .init(service: HTTPService(server: self), serviceName: "http")
     }
 
-    func makeApplication(state: ServerState) -> some ApplicationProtocol {
+    func makeApplication(state: ServerState) throws -> some ApplicationProtocol {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
         router.add(middleware: AuthorizationMiddleware(token: engine.config.http.authToken))
@@ -84,20 +92,22 @@ public struct SpoolHTTPServer: Sendable {
         let requested = address
         let http = engine.config.http
         let connections = http.maxConnections ?? DescriptorLimit.connections(for: DescriptorLimit.current)
+        let http1 = HTTPServerBuilder.http1(configuration: .init(
+            additionalChannelHandlers: [
+                MalformedRequestHandler(), RequestHeadTimeoutHandler(timeout: .seconds(Int64(http.idleTimeoutSeconds))),
+                ContinueHandler(),
+            ],
+            idleTimeout: .seconds(Int64(http.idleTimeoutSeconds))))
+        let scheme = tls == nil ? "http" : "https"
         return Application(
             router: router,
-            server: .http1(configuration: .init(
-                additionalChannelHandlers: [
-                    MalformedRequestHandler(), RequestHeadTimeoutHandler(timeout: .seconds(Int64(http.idleTimeoutSeconds))),
-                    ContinueHandler(),
-                ],
-                idleTimeout: .seconds(Int64(http.idleTimeoutSeconds)))),
+            server: try tls.map { try HTTPServerBuilder.tls(http1, tlsConfiguration: $0) } ?? http1,
             configuration: ApplicationConfiguration(
                 address: .hostname(address.host, port: address.port), serverName: "spool",
                 availableConnectionsDelegate: .maximum(connections, logger: logger)),
             onServerRunning: { channel in
                 let bound = ListenAddress(host: requested.host, port: channel.localAddress?.port ?? requested.port)
-                logger.info("HTTP API listening", metadata: ["spool.http.address": "http://\(bound)"])
+                logger.info("HTTP API listening", metadata: ["spool.http.address": "\(scheme)://\(bound)"])
                 await onListening(bound)
             },
             logger: logger
@@ -112,11 +122,34 @@ struct HTTPService: Service {
 
     func run() async throws {
         let state = ServerState()
-        let application = server.makeApplication(state: state)
+        let application = try server.makeApplication(state: state)
         try await withGracefulShutdownHandler {
             try await application.run()
         } onGracefulShutdown: {
             state.markStopping()
         }
+    }
+}
+
+/// The certificate and key files of `--tls-cert` and `--tls-key`, read once at start.
+public enum TLSFiles {
+    /// A server configuration from PEM files: the certificate chain (leaf first) and its key.
+    /// - Throws: a message naming the file and the reason.
+    public static func configuration(certificate: String, key: String) throws -> TLSConfiguration {
+        let chain: [NIOSSLCertificate]
+        do { chain = try NIOSSLCertificate.fromPEMFile(certificate) } catch {
+            throw TLSFileError("--tls-cert \(certificate): not a readable PEM certificate (\(error))")
+        }
+        guard !chain.isEmpty else { throw TLSFileError("--tls-cert \(certificate): holds no certificate") }
+        let privateKey: NIOSSLPrivateKey
+        do { privateKey = try NIOSSLPrivateKey(file: key, format: .pem) } catch {
+            throw TLSFileError("--tls-key \(key): not a readable PEM private key (\(error))")
+        }
+        return TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
+    }
+
+    public struct TLSFileError: Error, CustomStringConvertible {
+        public var description: String
+        init(_ description: String) { self.description = description }
     }
 }

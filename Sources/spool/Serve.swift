@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SpoolDaemon
+import NIOSSL
 import SpoolHTTP
 
 struct Serve: AsyncParsableCommand {
@@ -22,6 +23,12 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Allow --listen on a non-loopback address (needs [http] auth_token in spool.toml).")
     var allowRemote = false
 
+    @Option(help: ArgumentHelp("Serve HTTPS with this PEM certificate (chain, leaf first); needs --tls-key.", valueName: "file"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("The PEM private key of --tls-cert.", valueName: "file"))
+    var tlsKey: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
 
@@ -32,6 +39,8 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--allow-remote needs --listen")
         }
         if let poll, !(poll > 0 && poll <= 3600) { throw ValidationError("--poll must be between 0 and 3600 seconds") }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        if tlsCert != nil && listen == nil { throw ValidationError("--tls-cert needs --listen") }
         if grace < 0 { throw ValidationError("--grace must not be negative") }
     }
 
@@ -47,6 +56,12 @@ struct Serve: AsyncParsableCommand {
             }
             address = parsed
         }
+        var tls: TLSConfiguration?
+        if let tlsCert, let tlsKey {
+            do { tls = try TLSFiles.configuration(certificate: tlsCert, key: tlsKey) } catch {
+                throw CLIError.usage("\(error)")
+            }
+        }
         let daemon: SpoolDaemon
         do {
             daemon = try SpoolDaemon(layout: options.layout, config: config, logger: logger)
@@ -57,7 +72,7 @@ struct Serve: AsyncParsableCommand {
         defer { withExtendedLifetime(modelGuard) {} }
         var serveOptions = SpoolDaemon.Options(pollSeconds: poll)
         serveOptions.gracePeriod = .seconds(grace)
-        let services = address.map { [SpoolHTTPServer(engine: daemon.engine, address: $0, logger: logger).serviceConfiguration] } ?? []
+        let services = address.map { [SpoolHTTPServer(engine: daemon.engine, address: $0, logger: logger, tls: tls).serviceConfiguration] } ?? []
         try await daemon.serve(options: serveOptions, services: services)
     }
 }
