@@ -2,6 +2,7 @@
 #define SPOOL_SYSTEM_SHIM_H
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <zlib.h>
 #include <sys/xattr.h>
 #include <sys/types.h>

@@ -134,8 +134,24 @@ public enum ConfigLoader {
             if let value = root["http"] {
                 let t = try table(value, "http")
                 try checkKeys(
-                    t, allowed: ["auth_token", "allowed_input_dirs", "max_queued", "idle_timeout_seconds", "max_connections"],
+                    t, allowed: [
+                        "auth_token", "allowed_input_dirs", "max_queued", "idle_timeout_seconds", "max_connections",
+                        "access_key_id", "secret_access_key",
+                    ],
                     at: "http")
+                switch (t["access_key_id"], t["secret_access_key"]) {
+                case (nil, nil): break
+                case (let id?, let secret?):
+                    let accessKeyID = try string(id, "http.access_key_id")
+                    let secretAccessKey = try string(secret, "http.secret_access_key")
+                    guard accessKeyID.range(of: "^[A-Za-z0-9_-]{3,128}$", options: .regularExpression) != nil else {
+                        throw fail("http.access_key_id", "must be 3 to 128 letters, digits, _ and -")
+                    }
+                    guard secretAccessKey.count >= 16 else { throw fail("http.secret_access_key", "must be at least 16 characters") }
+                    config.http.credentials = AWSCredentials(accessKeyID: accessKeyID, secretAccessKey: secretAccessKey)
+                case (nil, _): throw fail("http.access_key_id", "is required with secret_access_key")
+                case (_, nil): throw fail("http.secret_access_key", "is required with access_key_id")
+                }
                 if let v = t["auth_token"] {
                     let token = try string(v, "http.auth_token")
                     guard token.count >= 16 else { throw fail("http.auth_token", "must be at least 16 characters") }

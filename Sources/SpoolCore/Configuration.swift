@@ -200,6 +200,20 @@ public struct HTTPConfig: Sendable, Equatable {
     /// Most connections open at once; more wait to be accepted. Default: half of the descriptors
     /// the process may open beyond 256 kept for the queue's own files (at least 16).
     public var maxConnections: Int?
+    /// AWS credentials (`access_key_id`, `secret_access_key`): when set, every request but
+    /// `/ping` must carry a valid SigV4 signature made with them (header or presigned URL).
+    public var credentials: AWSCredentials?
 
     public init() {}
+}
+
+/// An access key id and its secret, as AWS clients are configured with.
+public struct AWSCredentials: Sendable, Equatable {
+    public var accessKeyID: String
+    public var secretAccessKey: String
+
+    public init(accessKeyID: String, secretAccessKey: String) {
+        self.accessKeyID = accessKeyID
+        self.secretAccessKey = secretAccessKey
+    }
 }

@@ -65,13 +65,13 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     /// Refuses a non-loopback address unless `--allow-remote` was given and an `auth_token`
     /// is configured: the API would otherwise let anyone on the network queue work and read
     /// files the spool may read.
-    public func checkPolicy(allowRemote: Bool, authToken: String?) throws(ListenAddressError) {
+    public func checkPolicy(allowRemote: Bool, authToken: String?, hasCredentials: Bool = false) throws(ListenAddressError) {
         if isLoopback { return }
         guard allowRemote else {
-            throw ListenAddressError("--listen \(self) is not a loopback address; add --allow-remote (and set [http] auth_token in spool.toml) to serve the network")
+            throw ListenAddressError("--listen \(self) is not a loopback address; add --allow-remote (and set [http] auth_token or access_key_id and secret_access_key in spool.toml) to serve the network")
         }
-        guard let token = authToken, !token.isEmpty else {
-            throw ListenAddressError("--listen \(self) with --allow-remote needs [http] auth_token in spool.toml")
+        guard hasCredentials || !(authToken ?? "").isEmpty else {
+            throw ListenAddressError("--listen \(self) with --allow-remote needs [http] auth_token or access_key_id and secret_access_key in spool.toml")
         }
     }
 

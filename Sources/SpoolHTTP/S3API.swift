@@ -333,10 +333,14 @@ struct S3API: Sendable {
             wanted.insert(algorithm)
         }
         let checksums = BodyChecksums(wanted)
+        // A signed request states its body's SHA-256; the body must match it.
+        let declaredSHA256 = headers[.amzContentSHA256].flatMap { $0.count == 64 && $0.allSatisfy(\.isHexDigit) ? $0.lowercased() : nil }
+        let payloadSHA256 = declaredSHA256 == nil ? nil : EVPDigest.sha256()
         var decoder = chunked ? AWSChunkedDecoder() : nil
         var written: Int64 = 0
         func store(_ bytes: UnsafeRawBufferPointer) throws {
             checksums.update(bytes)
+            payloadSHA256?.update(bytes)
             do { try SystemCalls.writeAll(fd, bytes) } catch {
                 throw S3Error.internalError("The object could not be written: \(error).")
             }
@@ -360,6 +364,9 @@ struct S3API: Sendable {
         }
         if let declared = headers[.amzDecodedContentLength].flatMap(Int64.init), declared != written {
             throw S3Error(status: .badRequest, code: "IncompleteBody", message: "The body has \(written) bytes, not the \(declared) X-Amz-Decoded-Content-Length declares.")
+        }
+        if let declaredSHA256, let payloadSHA256, payloadSHA256.finish().hex != declaredSHA256 {
+            throw S3Error(status: .badRequest, code: "XAmzContentSHA256Mismatch", message: "The provided 'x-amz-content-sha256' header does not match what was computed.")
         }
         let (md5, values) = checksums.finish()
         if let contentMD5 = headers[.contentMD5] {

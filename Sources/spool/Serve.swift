@@ -51,7 +51,7 @@ struct Serve: AsyncParsableCommand {
         var address: ListenAddress?
         if let listen {
             let parsed = try ListenAddress.parse(listen)
-            do { try parsed.checkPolicy(allowRemote: allowRemote, authToken: config.http.authToken) } catch {
+            do { try parsed.checkPolicy(allowRemote: allowRemote, authToken: config.http.authToken, hasCredentials: config.http.credentials != nil) } catch {
                 throw CLIError.usage(error.description)
             }
             address = parsed
