@@ -352,3 +352,40 @@ import Testing
         #expect(throws: ConfigError.self) { try parse("[endpoints.logs]\n") }
     }
 }
+
+/// `[http]` AWS credentials.
+@Suite struct CredentialsConfigTests {
+    func parse(_ text: String) throws(ConfigError) -> SpoolConfig {
+        try ConfigLoader.parse(text, file: "/r/spool.toml")
+    }
+
+    @Test func credentialsAreReadTogether() throws {
+        let config = try parse("[http]\naccess_key_id = \"AKIDTEST\"\nsecret_access_key = \"0123456789abcdef\"\n")
+        #expect(config.http.credentials == AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "0123456789abcdef"))
+        #expect(try parse("").http.credentials == nil)
+    }
+
+    @Test(arguments: [
+        ("access_key_id = \"AKIDTEST\"", "http.secret_access_key"),
+        ("secret_access_key = \"0123456789abcdef\"", "http.access_key_id"),
+        ("access_key_id = \"AKID TEST\"\nsecret_access_key = \"0123456789abcdef\"", "http.access_key_id"),
+        ("access_key_id = \"AKIDTEST\"\nsecret_access_key = \"short\"", "http.secret_access_key"),
+    ])
+    func incompleteOrWeakCredentialsAreRefused(lines: String, key: String) {
+        do {
+            _ = try parse("[http]\n\(lines)\n")
+            Issue.record("accepted: \(lines)")
+        } catch {
+            #expect(error.key == key, "\(error)")
+        }
+    }
+
+    @Test func bucketNamesOfTheSageMakerAPIAreRefused() {
+        do {
+            _ = try parse("[buckets]\nping = \".\"\n")
+            Issue.record("a bucket named ping was accepted")
+        } catch {
+            #expect(error.key == "buckets.ping")
+        }
+    }
+}
