@@ -56,6 +56,9 @@ public struct Retention: Sendable {
             }
             guard let removed, removed == batchSize else { break }
             await between()
+            // Between batches the lock is free for a moment: long enough for a waiting
+            // `spool retry` (which polls every 5 ms) to take it.
+            try? await Task.sleep(for: .milliseconds(10))
         }
         return summary
     }

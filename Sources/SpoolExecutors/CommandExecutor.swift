@@ -54,6 +54,11 @@ public struct CommandExecutor: ModelExecutor {
         self.progressInterval = progressInterval
     }
 
+    /// Writes out the log lines still queued.
+    public func shutdown() async {
+        log?.flush()
+    }
+
     public func invoke(_ invocation: Invocation) async -> AttemptResult {
         guard let program = argv.first, !program.isEmpty else {
             return .failed(Failure(.modelError, "The model command could not be started: the command is empty."))

@@ -46,6 +46,8 @@ public final class ContainerExecutor: ModelExecutor {
     let pool: InstancePool
     private let http: HTTPClient
     private let client: ModelServerClient
+    /// For health pings only.
+    private let healthHTTP: HTTPClient
     private let timings: ContainerTimings
     private let scaler = Mutex<Task<Void, Never>?>(nil)
     private let isShutDown = Atomic<Bool>(false)
@@ -64,17 +66,21 @@ public final class ContainerExecutor: ModelExecutor {
         self.timings = timings
         http = ModelServerClient.makeHTTPClient(connectionsPerServer: endpoint.maxConcurrentInvocationsPerInstance)
         client = ModelServerClient(http: http)
+        healthHTTP = ModelServerClient.makeHTTPClient(connectionsPerServer: 1)
         pool = InstancePool(
             spec: spec, endpointName: endpoint.name, workdir: workdir, logDirectory: logDirectory,
             slots: endpoint.maxConcurrentInvocationsPerInstance, limits: endpoint.instances, timings: timings, client: client,
-            processGroups: processGroups
+            health: ModelServerClient(http: healthHTTP), processGroups: processGroups
         )
     }
 
     deinit {
         pool.killAllNow()
         scaler.withLock { $0?.cancel() }
-        if !isShutDown.load(ordering: .relaxed) { http.shutdown { _ in } }
+        if !isShutDown.load(ordering: .relaxed) {
+            http.shutdown { _ in }
+            healthHTTP.shutdown { _ in }
+        }
     }
 
     public var instancesRunning: Int { pool.running }
@@ -100,7 +106,9 @@ public final class ContainerExecutor: ModelExecutor {
         guard !isShutDown.exchange(true, ordering: .relaxed) else { return }
         scaler.withLock { $0?.cancel() }
         await pool.shutdown()
+        await pool.flushLogs()
         try? await http.shutdown()
+        try? await healthHTTP.shutdown()
     }
 
     public func invoke(_ invocation: Invocation) async -> AttemptResult {

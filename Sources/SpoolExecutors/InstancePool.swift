@@ -39,6 +39,8 @@ actor InstancePool {
     let limits: InstanceConfig
     let timings: ContainerTimings
     let client: ModelServerClient
+    /// Health pings go through a client of their own, so they never queue behind invocations.
+    let health: ModelServerClient
     private var entries: [Entry] = []
     private var waiters: [(id: UInt64, continuation: CheckedContinuation<ModelServerInstance, any Error>)] = []
     private var nextWaiter: UInt64 = 0
@@ -52,9 +54,10 @@ actor InstancePool {
 
     init(
         spec: ContainerSpec, endpointName: String = "default", workdir: String? = nil, logDirectory: String? = nil,
-        slots: Int, limits: InstanceConfig, timings: ContainerTimings, client: ModelServerClient,
+        slots: Int, limits: InstanceConfig, timings: ContainerTimings, client: ModelServerClient, health: ModelServerClient? = nil,
         processGroups: ProcessGroupRecord? = nil
     ) {
+        self.health = health ?? client
         self.processGroups = processGroups
         self.spec = spec
         self.endpointName = endpointName
@@ -111,8 +114,7 @@ actor InstancePool {
     func tick(backlog: Int) {
         guard !closed else { return }
         var live = entries.count { $0.phase != .stopping }
-        while live < limits.min {
-            start()
+        while live < limits.min, start() {
             live += 1
         }
         let capacity = entries.count { $0.phase != .stopping } * slots
@@ -169,7 +171,7 @@ actor InstancePool {
             waiters.count > entries.count(where: { $0.phase == .starting }) * slots,
             entries.count(where: { $0.phase != .stopping }) < limits.max
         {
-            start()
+            guard start() else { break }
         }
     }
 
@@ -194,31 +196,37 @@ actor InstancePool {
             guard entry.phase == .ready, !entry.checking, now - entry.checkedAt >= interval else { continue }
             entries[index].checking = true
             let instance = entry.instance
-            let client = self.client
+            let health = self.health
             Task {
-                let healthy = await client.ping(instance.base, timeout: min(interval, .seconds(10)))
+                let healthy = await health.ping(instance.base, timeout: min(interval, .seconds(10)))
                 await self.healthChecked(instance, healthy: healthy)
             }
         }
     }
 
-    /// A ping's answer: two failures in a row, and the instance is killed and replaced.
+    /// A ping's answer: two failures in a row (four while the instance is serving requests: a
+    /// busy server may be slow to answer), and the instance is killed and replaced.
     private func healthChecked(_ instance: ModelServerInstance, healthy: Bool) {
         guard let index = entries.firstIndex(where: { $0.instance === instance }) else { return }
         entries[index].checking = false
         entries[index].checkedAt = .now
         entries[index].failedChecks = healthy ? 0 : entries[index].failedChecks + 1
-        guard entries[index].failedChecks >= 2, entries[index].phase == .ready, !closed else { return }
+        let allowed = entries[index].inFlight > 0 ? 4 : 2
+        guard entries[index].failedChecks >= allowed, entries[index].phase == .ready, !closed else { return }
         entries[index].phase = .stopping
         instance.markUnhealthy(after: timings.healthCheck * 2)
         // It does not answer: no grace. Its requests fail when their connections close.
         Task { await instance.stop(grace: .zero) }
         var live = entries.count { $0.phase != .stopping }
-        while live < limits.min {
-            start()
+        while live < limits.min, start() {
             live += 1
         }
         startForWaiters()
+    }
+
+    /// Writes out what the instances' logs still hold (at shutdown).
+    func flushLogs() {
+        for log in logs.values { log.flush() }
     }
 
     /// The log of instance `index`, made once.
@@ -230,10 +238,13 @@ actor InstancePool {
         return log
     }
 
-    /// Starts an instance on the lowest free index (port `spec.port + index`).
-    private func start() {
+    /// Starts an instance on the lowest free index below `instances.max` (port `spec.port +
+    /// index`, its own safe-port range); false when every index is still held, by instances
+    /// being stopped (their exit starts the next one).
+    @discardableResult
+    private func start() -> Bool {
         let used = Set(entries.map(\.instance.index))
-        let index = (0...).first { !used.contains($0) }!
+        guard let index = (0..<limits.max).first(where: { !used.contains($0) }) else { return false }
         let instance = ModelServerInstance(index: index, spec: spec, workdir: workdir, log: log(for: index), processGroups: processGroups)
         entries.append(Entry(instance: instance, phase: .starting))
         live.withLock { $0.append(instance) }
@@ -251,6 +262,7 @@ actor InstancePool {
                 await startFailed(instance, failure)
             }
         }
+        return true
     }
 
     private func ready(_ instance: ModelServerInstance) {

@@ -33,12 +33,13 @@ public final class ModelLog: Sendable {
 
     private struct State {
         var fd: Int32 = -1
-        var size = 0
         var queued = 0
         var dropped = 0
         /// The rate limit's bucket: bytes that may be logged now, refilled over time.
         var tokens: Double
         var refilled = ContinuousClock.now
+        /// A write of the "not logged" line is pending.
+        var noteScheduled = false
     }
 
     private let state: Mutex<State>
@@ -102,9 +103,10 @@ public final class ModelLog: Sendable {
         Array((Timestamp.string(Date()) + (tag.map { " [\($0)]" } ?? "") + " ").utf8)
     }
 
-    /// Whether `count` more bytes fit the rate limit and the queue; if not, they count as dropped.
+    /// Whether `count` more bytes fit the rate limit and the queue; if not, they count as dropped
+    /// (and a line saying so is written a second later, should nothing else be logged by then).
     private func admit(_ count: Int) -> Bool {
-        state.withLock { state in
+        let (admitted, scheduleNote) = state.withLock { state -> (Bool, Bool) in
             let now = ContinuousClock.now
             let elapsed = now - state.refilled
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
@@ -112,11 +114,19 @@ public final class ModelLog: Sendable {
             state.refilled = now
             guard state.queued < queueLimit, state.tokens >= Double(count) else {
                 state.dropped += count
-                return false
+                defer { state.noteScheduled = true }
+                return (false, !state.noteScheduled)
             }
             state.tokens -= Double(count)
-            return true
+            return (true, false)
         }
+        if scheduleNote {
+            queue.asyncAfter(deadline: .now() + 1) { [self] in
+                state.withLock { $0.noteScheduled = false }
+                self.append([])
+            }
+        }
+        return admitted
     }
 
     private func enqueue(_ bytes: [UInt8]) {
@@ -158,7 +168,7 @@ public final class ModelLog: Sendable {
             let note = "\(Timestamp.string(Date())) [spool] \(dropped) bytes of output were not logged (more than the log takes, or the disk could not keep up)\n"
             if !store(Array(note.utf8)) { restoreDropped(dropped) }
         }
-        if !store(bytes) { restoreDropped(bytes.count) }
+        if !bytes.isEmpty, !store(bytes) { restoreDropped(bytes.count) }
     }
 
     private func restoreDropped(_ count: Int) {
@@ -166,13 +176,14 @@ public final class ModelLog: Sendable {
     }
 
     /// Writes to the current file; false when it could not (the bytes are then counted as dropped).
+    /// Several processes may log to one file (a daemon and a `drain` on one root): the file is
+    /// reopened when another rotated it, and rotation happens under an exclusive lock, after
+    /// checking that nobody rotated it meanwhile.
     private func store(_ bytes: [UInt8]) -> Bool {
         var fd = state.withLock { $0.fd }
-        var size = state.withLock { $0.size }
-        if fd >= 0, size + bytes.count > maxBytes, size > 0 {
+        if fd >= 0, !Self.isCurrent(fd, path: path) {
             close(fd)
             fd = -1
-            rotate()
         }
         if fd < 0 {
             fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640)
@@ -180,19 +191,22 @@ public final class ModelLog: Sendable {
                 mkdir((path as NSString).deletingLastPathComponent, 0o755)
                 fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640)
             }
+            state.withLock { $0.fd = fd }
             guard fd >= 0 else { return false }
-            var info = stat()
-            size = fstat(fd, &info) == 0 ? Int(info.st_size) : 0
-            state.withLock { $0.fd = fd; $0.size = size }
-            if size + bytes.count > maxBytes, size > 0 {
-                close(fd)
-                state.withLock { $0.fd = -1 }
-                rotate()
-                return store(bytes)
-            }
+        }
+        var info = stat()
+        if fstat(fd, &info) == 0, Int(info.st_size) > 0, Int(info.st_size) + bytes.count > maxBytes {
+            flock(fd, LOCK_EX)
+            // Rotated by another process while this one waited: write to the new file instead.
+            if Self.isCurrent(fd, path: path) { rotate() }
+            flock(fd, LOCK_UN)
+            close(fd)
+            fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640)
+            state.withLock { $0.fd = fd }
+            guard fd >= 0 else { return false }
         }
         var written = 0
-        let ok = bytes.withUnsafeBytes { buffer -> Bool in
+        return bytes.withUnsafeBytes { buffer -> Bool in
             while written < buffer.count {
                 let n = Glibc.write(fd, buffer.baseAddress! + written, buffer.count - written)
                 if n < 0 {
@@ -203,8 +217,13 @@ public final class ModelLog: Sendable {
             }
             return true
         }
-        state.withLock { $0.size += written }
-        return ok
+    }
+
+    /// Whether `fd` is still the file at `path` (not rotated away).
+    private static func isCurrent(_ fd: Int32, path: String) -> Bool {
+        var open = stat()
+        var named = stat()
+        return fstat(fd, &open) == 0 && stat(path, &named) == 0 && open.st_ino == named.st_ino && open.st_dev == named.st_dev
     }
 
     /// `.log.(kept-2)` → `.log.(kept-1)`, …, `.log` → `.log.1`; the oldest is removed.

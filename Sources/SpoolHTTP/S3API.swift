@@ -147,9 +147,10 @@ struct S3API: Sendable {
         let delimiter = query["delimiter"].flatMap { $0.isEmpty ? nil : $0 }
         let maxKeys = max(0, min(1000, Int(query["max-keys"] ?? "1000") ?? 1000))
         let urlEncoded = query["encoding-type"] == "url"
-        let startAfter = query["start-after"]
+        let version1 = query["list-type"] != "2"
+        let startAfter = version1 ? query["marker"] : query["start-after"]
         var token: String?
-        if let raw = query["continuation-token"] {
+        if !version1, let raw = query["continuation-token"] {
             guard let data = Data(base64Encoded: raw), let decoded = String(data: data, encoding: .utf8) else {
                 throw S3Error(status: .badRequest, code: "InvalidArgument", message: "The continuation token is not valid.")
             }
@@ -163,10 +164,20 @@ struct S3API: Sendable {
         var truncated = false
         for entry in entries {
             // Keys inside a common prefix already returned on an earlier page are skipped.
-            if let token, let delimiter, token.hasSuffix(delimiter), entry.key.hasPrefix(token) { continue }
+            if let token, let delimiter, token.hasSuffix(delimiter), entry.key.utf8.starts(with: token.utf8) { continue }
             var commonPrefix: String?
-            if let delimiter, let range = entry.key.dropFirst(prefix.count).range(of: delimiter) {
-                commonPrefix = String(entry.key[..<range.upperBound])
+            if let delimiter {
+                let rest = entry.key.utf8.dropFirst(prefix.utf8.count)
+                let pattern = Array(delimiter.utf8)
+                var index = rest.startIndex
+                while index < rest.endIndex {
+                    if rest[index...].starts(with: pattern) {
+                        let end = entry.key.utf8.index(index, offsetBy: pattern.count)
+                        commonPrefix = String(decoding: entry.key.utf8[..<end], as: UTF8.self)
+                        break
+                    }
+                    index = rest.index(after: index)
+                }
             }
             if let commonPrefix, prefixes.last == commonPrefix { continue }
             if contents.count + prefixes.count == maxKeys {
@@ -182,13 +193,20 @@ struct S3API: Sendable {
             }
         }
         func encode(_ text: String) -> String { urlEncoded ? Self.urlEncode(text) : text }
-        var fields: [(String, String)] = [("Name", bucket.name), ("Prefix", encode(prefix)), ("KeyCount", "\(contents.count + prefixes.count)"),
-                                         ("MaxKeys", "\(maxKeys)")]
+        var fields: [(String, String)] = [("Name", bucket.name), ("Prefix", encode(prefix))]
+        if version1 {
+            // ListObjects (version 1): Marker in, NextMarker out.
+            fields.append(("Marker", encode(startAfter ?? "")))
+            if truncated, let last { fields.append(("NextMarker", encode(last))) }
+        } else {
+            fields.append(("KeyCount", "\(contents.count + prefixes.count)"))
+        }
+        fields.append(("MaxKeys", "\(maxKeys)"))
         if let delimiter { fields.append(("Delimiter", encode(delimiter))) }
         fields.append(("IsTruncated", truncated ? "true" : "false"))
-        if let raw = query["continuation-token"] { fields.append(("ContinuationToken", raw)) }
-        if truncated, let last { fields.append(("NextContinuationToken", Data(last.utf8).base64EncodedString())) }
-        if let startAfter { fields.append(("StartAfter", encode(startAfter))) }
+        if !version1, let raw = query["continuation-token"] { fields.append(("ContinuationToken", raw)) }
+        if !version1, truncated, let last { fields.append(("NextContinuationToken", Data(last.utf8).base64EncodedString())) }
+        if !version1, let startAfter { fields.append(("StartAfter", encode(startAfter))) }
         if urlEncoded { fields.append(("EncodingType", "url")) }
         var raw = ""
         for entry in contents {
@@ -244,8 +262,8 @@ struct S3API: Sendable {
         var first: Int64 = 0
         var length = size
         var status = HTTPResponse.Status.ok
-        if let range = request.headers[.range] {
-            guard let (start, end) = Self.parseRange(range, size: size) else {
+        if let range = request.headers[.range], let parsed = Self.parseRange(range, size: size) {
+            guard let (start, end) = parsed else {
                 close(fd)
                 throw S3Error(status: .rangeNotSatisfiable, code: "InvalidRange", message: "The requested range is not satisfiable (the object has \(size) bytes).", resource: "/\(bucket.name)/\(key)")
             }
@@ -253,8 +271,9 @@ struct S3API: Sendable {
             length = end - start + 1
             status = .partialContent
             headers[.contentRange] = "bytes \(start)-\(end)/\(size)"
-        } else if request.headers[.amzChecksumMode]?.uppercased() == "ENABLED", let stored = ChecksumCache.load(fd: fd, info: info) {
-            headers[HTTPField.Name("x-amz-checksum-\(stored.algorithm)")!] = stored.value
+        } else if request.headers[.amzChecksumMode]?.uppercased() == "ENABLED", let stored = ChecksumCache.load(fd: fd, info: info),
+                  let algorithm = BodyChecksums.Algorithm(rawValue: stored.algorithm), let name = HTTPField.Name(algorithm.header) {
+            headers[name] = stored.value
         }
         headers[.contentLength] = "\(length)"
         if head {
@@ -268,7 +287,8 @@ struct S3API: Sendable {
             var offset = start
             let end = start + count
             while offset < end {
-                let want = Int(min(Int64(1 << 20), end - offset))
+                // 256 KiB at a time: enough to keep the socket busy, little held per connection.
+                let want = Int(min(Int64(256 << 10), end - offset))
                 var buffer = ByteBufferAllocator().buffer(capacity: want)
                 let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { bytes in
                     max(0, pread(handle.fd, bytes.baseAddress, want, off_t(offset)))
@@ -318,6 +338,11 @@ struct S3API: Sendable {
     /// `Content-MD5`, an `x-amz-checksum-*` header or trailer, and the declared lengths.
     static func receive(_ request: Request, into fd: Int32) async throws -> Received {
         let headers = request.headers
+        if (headers[.amzContentSHA256] ?? "").hasPrefix("STREAMING-AWS4-HMAC-SHA256-PAYLOAD") {
+            // Chunk signatures are not verified, so such a body would be covered by no signature.
+            throw S3Error(status: .notImplemented, code: "NotImplemented",
+                          message: "Signed aws-chunked bodies (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) are not supported; send UNSIGNED-PAYLOAD, a payload hash, or STREAMING-UNSIGNED-PAYLOAD-TRAILER (botocore's default).")
+        }
         let chunked = (headers[.contentEncoding] ?? "").lowercased().contains("aws-chunked")
             || (headers[.amzContentSHA256] ?? "").hasPrefix("STREAMING-")
         var wanted = Set<BodyChecksums.Algorithm>()
@@ -386,7 +411,8 @@ struct S3API: Sendable {
         return Received(bytes: written, md5: md5, checksum: checksum)
     }
 
-    /// A small XML body (multipart completion, batch delete), at most 1 MiB.
+    /// A small XML body (multipart completion, batch delete), at most 1 MiB, checked against
+    /// the `x-amz-content-sha256` it was signed with.
     static func smallBody(_ request: Request) async throws -> String {
         var body = ByteBuffer()
         for try await buffer in request.body {
@@ -395,6 +421,10 @@ struct S3API: Sendable {
             guard body.readableBytes <= 1 << 20 else {
                 throw S3Error(status: .badRequest, code: "MalformedXML", message: "The XML body is larger than 1 MiB.")
             }
+        }
+        if let declared = request.headers[.amzContentSHA256], declared.count == 64, declared.allSatisfy(\.isHexDigit),
+           body.withUnsafeReadableBytes({ SigV4.sha256Hex(Array($0)) }) != declared.lowercased() {
+            throw S3Error(status: .badRequest, code: "XAmzContentSHA256Mismatch", message: "The provided 'x-amz-content-sha256' header does not match what was computed.")
         }
         return String(buffer: body)
     }
@@ -413,20 +443,25 @@ struct S3API: Sendable {
         }
     }
 
-    /// `bytes=A-B`, `bytes=A-` or `bytes=-N` within `size`; nil when not satisfiable.
-    static func parseRange(_ header: String, size: Int64) -> (Int64, Int64)? {
+    /// A `Range` header, as S3 reads it (RFC 9110): nil when it is to be ignored (not one
+    /// well-formed byte range: the whole object is answered), `.some(nil)` when it cannot be
+    /// satisfied (416), else the first and last byte.
+    static func parseRange(_ header: String, size: Int64) -> (Int64, Int64)?? {
         guard header.hasPrefix("bytes="), !header.contains(",") else { return nil }
         let spec = header.dropFirst("bytes=".count)
         let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2 else { return nil }
         if parts[0].isEmpty {
-            guard let suffix = Int64(parts[1]), suffix > 0, size > 0 else { return nil }
+            guard let suffix = Int64(parts[1]) else { return nil }
+            guard suffix > 0, size > 0 else { return .some(nil) }
             return (max(0, size - suffix), size - 1)
         }
-        guard let start = Int64(parts[0]), start < size else { return nil }
-        let end = parts[1].isEmpty ? size - 1 : min(Int64(parts[1]) ?? -1, size - 1)
-        guard end >= start else { return nil }
-        return (start, end)
+        guard let start = Int64(parts[0]) else { return nil }
+        let last: Int64? = parts[1].isEmpty ? nil : Int64(parts[1])
+        if !parts[1].isEmpty && last == nil { return nil }
+        if let last, last < start { return nil }
+        guard start < size else { return .some(nil) }
+        return (start, min(last ?? size - 1, size - 1))
     }
 
     static func urlEncode(_ text: String) -> String {

@@ -10,7 +10,7 @@ import Glibc
 #endif
 
 /// Multipart uploads: each in `.spool/uploads/<UploadId>/` (its bucket and key in `target`, each
-/// part as `<n>` with its ETag in `<n>.etag`) until completed — the parts are joined into one
+/// part as `<n>.<md5 hex>`) until completed — the parts are joined into one
 /// staged file and published like a PutObject, so the object appears whole and a drop happens
 /// once — or aborted. Uploads left unfinished are removed after 24 hours.
 extension S3API {
@@ -51,9 +51,10 @@ extension S3API {
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw S3Error.internalError("The part could not be stored: \(String(cString: strerror(errno))).") }
         let received: Received
+        // Parts are not flushed one by one: the completed object is (see `publish`). A part lost to
+        // a power failure makes its completion fail with InvalidPart, and the client uploads again.
         do {
             received = try await Self.receive(request, into: fd)
-            guard fdatasync(fd) == 0 else { throw S3Error.internalError("The part could not be flushed: \(String(cString: strerror(errno))).") }
         } catch {
             close(fd)
             unlink(temporary)
@@ -61,14 +62,16 @@ extension S3API {
         }
         close(fd)
         let etag = "\"\(received.md5.hex)\""
+        // One rename, to a name that carries the part's MD5: a part uploaded twice at once
+        // leaves two whole files, and completion takes the one whose ETag the client names.
         do {
-            try Data(etag.utf8).write(to: URL(fileURLWithPath: "\(folder)/\(number).etag.tmp"))
-            try SystemCalls.rename(temporary, "\(folder)/\(number)")
-            try SystemCalls.rename("\(folder)/\(number).etag.tmp", "\(folder)/\(number).etag")
+            try SystemCalls.rename(temporary, "\(folder)/\(number).\(received.md5.hex)")
         } catch {
             unlink(temporary)
             throw S3Error.internalError("The part could not be stored: \(error).")
         }
+        // The upload is alive: its age counts from its last part.
+        utimensat(AT_FDCWD, folder + "/target", nil, 0)
         var headers: HTTPFields = [.eTag: etag]
         if let checksum = received.checksum { headers[HTTPField.Name("x-amz-checksum-\(checksum.algorithm)")!] = checksum.value }
         return Response(status: .ok, headers: headers)
@@ -87,24 +90,23 @@ extension S3API {
         for (previous, next) in zip(parts, parts.dropFirst()) where next.number <= previous.number {
             throw S3Error(status: .badRequest, code: "InvalidPartOrder", message: "The parts must be listed in ascending order of part number.")
         }
-        var sizes: [Int64] = []
         var md5s: [UInt8] = []
+        var files: [String] = []
         for (index, part) in parts.enumerated() {
-            let stored = try? String(contentsOfFile: "\(folder)/\(part.number).etag", encoding: .utf8)
-            let given = part.etag.hasPrefix("\"") ? part.etag : "\"\(part.etag)\""
+            let hex = part.etag.trimmingCharacters(in: CharacterSet(charactersIn: "\" ")).lowercased()
+            let file = "\(folder)/\(part.number).\(hex)"
             var info = stat()
-            guard let stored, stored == given, stat("\(folder)/\(part.number)", &info) == 0 else {
+            guard hex.count == 32, hex.allSatisfy(\.isHexDigit), stat(file, &info) == 0 else {
                 throw S3Error(status: .badRequest, code: "InvalidPart",
                               message: "Part \(part.number) was not uploaded, or its ETag does not match.")
             }
+            files.append(file)
             if index < parts.count - 1 && Int64(info.st_size) < Self.minimumPartBytes {
                 throw S3Error(status: .badRequest, code: "EntityTooSmall",
                               message: "Part \(part.number) has \(info.st_size) bytes; every part but the last needs at least 5 MiB.")
             }
-            sizes.append(Int64(info.st_size))
-            let hex = Array(stored.dropFirst().dropLast().utf8)
             var byte: UInt8 = 0
-            for (i, digit) in hex.enumerated() {
+            for (i, digit) in Array(hex.utf8).enumerated() {
                 let value = UInt8(String(UnicodeScalar(digit)), radix: 16) ?? 0
                 byte = i % 2 == 0 ? value << 4 : byte | value
                 if i % 2 == 1 { md5s.append(byte) }
@@ -112,8 +114,8 @@ extension S3API {
         }
         let staged = try store.stagingFile(for: bucket)
         do {
-            for part in parts {
-                let input = open("\(folder)/\(part.number)", O_RDONLY | O_CLOEXEC)
+            for (part, file) in zip(parts, files) {
+                let input = open(file, O_RDONLY | O_CLOEXEC)
                 guard input >= 0 else { throw S3Error.internalError("Part \(part.number) could not be read.") }
                 defer { close(input) }
                 try Self.copyAll(from: input, to: staged.fd)
@@ -142,6 +144,14 @@ extension S3API {
 
     /// Removes uploads started more than 24 hours ago and never completed.
     func removeStaleUploads(now: Date = Date()) {
+        // Staged objects a crash left behind, too.
+        let partial = store.layout.path(SpoolLayout.partialDirectory)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: partial)) ?? [] where name.hasPrefix(".s3-") {
+            var info = stat()
+            if stat("\(partial)/\(name)", &info) == 0, now.timeIntervalSince(Date(timespec: info.st_mtim)) > Self.uploadLifetime {
+                unlink("\(partial)/\(name)")
+            }
+        }
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: uploads) else { return }
         for name in names {
             var info = stat()
@@ -162,6 +172,7 @@ extension S3API {
                 while true {
                     let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
                     if n < 0, errno == EINTR { continue }
+                    if n < 0 { throw S3Error.internalError("A part could not be read: \(String(cString: strerror(errno))).") }
                     guard n > 0 else { return }
                     try buffer.withUnsafeBytes { try SystemCalls.writeAll(output, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
                 }

@@ -55,14 +55,17 @@ struct S3Store: Sendable {
         guard !key.isEmpty else { throw .invalidKey(key, "is empty") }
         guard key.utf8.count <= 1024 else { throw .invalidKey(String(key.prefix(64)) + "…", "is longer than 1024 bytes") }
         guard !key.utf8.contains(0) else { throw .invalidKey(key, "contains NUL") }
-        let parts = key.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        // Split on the byte `/`: a `/` followed by a combining mark is one Character to Swift, but
+        // the kernel still sees the slash.
+        let parts = key.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
         for part in parts {
             if part.isEmpty { throw .invalidKey(key, "has an empty path component (a leading, trailing or double /)") }
             if part == "." || part == ".." { throw .invalidKey(key, "has a \(part) component") }
             if part.utf8.count > 255 { throw .invalidKey(key, "has a component longer than 255 bytes") }
         }
         if parts.first == Self.foreignStaging { throw .accessDenied("Keys under \(Self.foreignStaging)/ are Spool's staging area.") }
-        // The root's own files, wherever this bucket's folder lies relative to the root.
+        // The root's own files, as paths (the walk in `openParent` checks them by identity too,
+        // whatever links or spellings lead there).
         let path = bucket.folder + "/" + parts.joined(separator: "/")
         let protected = [SpoolLayout.internalDirectory, SpoolLayout.configFile, SpoolLayout.eventsFile].map { layout.path($0) }
         for item in protected where path == item || path.hasPrefix(item + "/") {
@@ -80,7 +83,15 @@ struct S3Store: Sendable {
             fd = open(bucket.folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         }
         guard fd >= 0 else { throw .internalError("The folder of bucket \(bucket.name) cannot be opened: \(String(cString: strerror(errno))).") }
-        for part in parts.dropLast() {
+        let guarded = ProtectedFiles(layout: layout)
+        var components = parts[...]
+        while let part = components.first {
+            components = components.dropFirst()
+            if guarded.isProtected(name: part, in: fd) {
+                close(fd)
+                throw .accessDenied("The key leads to one of Spool's own files; it is not served.")
+            }
+            if components.isEmpty { break }
             var next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             if next < 0, create, errno == ENOENT {
                 _ = mkdirat(fd, part, 0o755)
@@ -203,8 +214,14 @@ struct S3Store: Sendable {
     /// own files left out), starting after `after`, at most `limit` (one more tells there is more).
     func list(_ bucket: Bucket, prefix: String, after: String?, limit: Int) -> [Entry] {
         var entries: [Entry] = []
-        // Walk only the folder the prefix points into.
-        let folderPart = prefix.contains("/") ? String(prefix[..<prefix.lastIndex(of: "/")!]) : ""
+        // Walk only the folder the prefix points into, reached through real folders only (never a link).
+        let folderPart = prefix.utf8.contains(UInt8(ascii: "/")) ? String(prefix[..<prefix.lastIndex(of: "/")!]) : ""
+        var walked = bucket.folder
+        for component in folderPart.utf8.split(separator: UInt8(ascii: "/")).map({ String(decoding: $0, as: UTF8.self) }) {
+            walked += "/" + component
+            var info = stat()
+            guard component != "..", component != ".", lstat(walked, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else { return [] }
+        }
         let start = folderPart.isEmpty ? bucket.folder : bucket.folder + "/" + folderPart
         walk(start, key: folderPart, bucket: bucket, prefix: prefix, into: &entries)
         entries.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
@@ -218,7 +235,7 @@ struct S3Store: Sendable {
             if key.isEmpty, name == Self.foreignStaging { continue }
             let childKey = key.isEmpty ? name : key + "/" + name
             // Only what can still match the prefix.
-            guard childKey.hasPrefix(prefix) || prefix.hasPrefix(childKey + "/") else { continue }
+            guard childKey.utf8.starts(with: prefix.utf8) || prefix.utf8.starts(with: (childKey + "/").utf8) else { continue }
             let path = folder + "/" + name
             if (try? components(of: childKey, in: bucket)) == nil { continue }
             var info = stat()
@@ -226,7 +243,7 @@ struct S3Store: Sendable {
             switch info.st_mode & S_IFMT {
             case S_IFDIR: walk(path, key: childKey, bucket: bucket, prefix: prefix, into: &entries)
             case S_IFREG:
-                guard childKey.hasPrefix(prefix) else { continue }
+                guard childKey.utf8.starts(with: prefix.utf8) else { continue }
                 entries.append(Entry(key: childKey, size: Int64(info.st_size), modified: Date(timespec: info.st_mtim), path: path))
             default: continue
             }
@@ -268,6 +285,8 @@ enum ETagCache {
         while true {
             let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
             if n < 0, errno == EINTR { continue }
+            // A read error gives no ETag rather than a wrong one kept for good.
+            if n < 0 { return "\"\"" }
             guard n > 0 else { break }
             chunk.withUnsafeBytes { md5.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             offset += off_t(n)
@@ -275,5 +294,34 @@ enum ETagCache {
         let etag = "\"\(md5.finish().hex)\""
         store(etag, fd: fd, info: info)
         return etag
+    }
+}
+
+/// The root's own files, recognised by identity (device and inode) rather than by path, so no
+/// link, bind mount or other spelling of a bucket folder leads an S3 key to them: the root's
+/// `.spool/`, `spool.toml` and `events.jsonl`.
+struct ProtectedFiles {
+    private let root: (dev: UInt, ino: UInt)?
+    private let internalFolder: (dev: UInt, ino: UInt)?
+    static let names: Set<String> = [SpoolLayout.internalDirectory, SpoolLayout.configFile, SpoolLayout.eventsFile]
+
+    init(layout: SpoolLayout) {
+        func identity(_ path: String) -> (UInt, UInt)? {
+            var info = stat()
+            return stat(path, &info) == 0 ? (UInt(info.st_dev), UInt(info.st_ino)) : nil
+        }
+        root = identity(layout.root)
+        internalFolder = identity(layout.path(SpoolLayout.internalDirectory))
+    }
+
+    /// Whether `name` in the open folder `directory` is one of the root's own files, or the
+    /// folder itself is the root's `.spool`.
+    func isProtected(name: String, in directory: Int32) -> Bool {
+        var info = stat()
+        guard fstat(directory, &info) == 0 else { return true }
+        let here = (UInt(info.st_dev), UInt(info.st_ino))
+        if let internalFolder, here == internalFolder { return true }
+        if let root, here == root, Self.names.contains(name) { return true }
+        return false
     }
 }

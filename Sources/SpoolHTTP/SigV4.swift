@@ -126,9 +126,11 @@ struct SigV4 {
         let hash: String
         if presigned {
             hash = "UNSIGNED-PAYLOAD"
-        } else if let declared = request.headers[.amzContentSHA256] {
+        } else if service == "s3", let declared = request.headers[.amzContentSHA256] {
+            // S3 signs the hash the client states; the S3 API checks the body against it.
             hash = declared
         } else {
+            // Other services sign the body itself: its hash is computed here, never taken on trust.
             hash = try await payloadHash()
         }
         var canonicalHeaders = ""

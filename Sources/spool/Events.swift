@@ -109,10 +109,14 @@ struct LineFollower {
                   n > 0 else { break }
             partial.append(contentsOf: buffer[0..<n])
         }
-        while let newline = partial.firstIndex(of: 0x0A) {
-            let line = partial[partial.startIndex..<newline]
+        // One pass over the buffer, then one cut: copying the rest after every line would make a
+        // large file's first read quadratic.
+        var start = partial.startIndex
+        while let newline = partial[start...].firstIndex(of: 0x0A) {
+            let line = partial[start..<newline]
             if !line.isEmpty { lines.append(Data(line)) }
-            partial = Data(partial[(newline + 1)...])
+            start = newline + 1
         }
+        if start > partial.startIndex { partial = Data(partial[start...]) }
     }
 }

@@ -147,7 +147,8 @@ extension IntegrationTests {
                     MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": q1}, {"PartNumber": 2, "ETag": q2}]})) == "EntityTooSmall")
                 s3.abort_multipart_upload(Bucket="spool", Key="mp/small.bin", UploadId=up)
                 # Keys that try to leave the bucket or read Spool's own files.
-                for key in ("../outside.txt", "a/../../outside.txt", "/abs.txt", "a//b.txt", ".spool/ledger.sqlite", "spool.toml", "events.jsonl", "link/secret.txt", "link-file"):
+                for key in ("../outside.txt", "a/../../outside.txt", "/abs.txt", "a//b.txt", ".spool/ledger.sqlite", "spool.toml", "events.jsonl",
+                            "link/secret.txt", "link-file", "../\u0301outside.txt", ".spool/\u0301x"):
                     check("refused read " + key, code(lambda: s3.get_object(Bucket="spool", Key=key)) != "ok")
                     if key != "link-file":
                         check("refused write " + key, code(lambda: s3.put_object(Bucket="spool", Key=key, Body=b"x")) != "ok")
@@ -167,6 +168,9 @@ extension IntegrationTests {
             #expect(run.status == 0 && run.output.contains("passed:"), "\(run.output)\n\(root.diagnostics)")
             #expect(Files.text(root.base + "/outside/secret.txt") == "secret", "nothing outside the bucket was written")
             #expect(!Files.exists(root.base + "/outside.txt") && !Files.exists("/abs.txt"))
+            let above = (try? FileManager.default.contentsOfDirectory(atPath: root.base)) ?? []
+            #expect(!above.contains { $0.hasSuffix("outside.txt") }, "a combining mark after / does not hide a ..: \(above)")
+            #expect(!((try? FileManager.default.contentsOfDirectory(atPath: root.path + "/.spool")) ?? []).contains { $0.hasSuffix("x") && $0.count <= 3 })
             #expect(try await root.list().filter { $0.InputLocation.hasSuffix("s3-drop.txt") }.count == 1, "one drop, one request")
         }
 
