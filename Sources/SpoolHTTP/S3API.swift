@@ -287,8 +287,9 @@ struct S3API: Sendable {
             var offset = start
             let end = start + count
             while offset < end {
-                // 256 KiB at a time: enough to keep the socket busy, little held per connection.
-                let want = Int(min(Int64(256 << 10), end - offset))
+                // 64 KiB at a time (the channel's write buffer holds about as much): enough to keep
+                // the socket busy, little held per connection.
+                let want = Int(min(Int64(64 << 10), end - offset))
                 var buffer = ByteBufferAllocator().buffer(capacity: want)
                 let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { bytes in
                     max(0, pread(handle.fd, bytes.baseAddress, want, off_t(offset)))
