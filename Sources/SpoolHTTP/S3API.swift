@@ -6,6 +6,8 @@ import Logging
 import NIOCore
 import SpoolCore
 import SpoolSystem
+import Synchronization
+import Dispatch
 
 #if canImport(Glibc)
 import Glibc
@@ -78,7 +80,8 @@ struct S3API: Sendable {
         switch request.method {
         case .get, .head:
             if query["uploadId"] != nil { throw Self.notImplemented(request, "ListParts") }
-            return try getObject(request, bucket, key, head: request.method == .head)
+            // Opening may compute the ETag of a large file the first time: off the concurrency pool.
+            return try await BlockingWork.shared.run { try self.getObject(request, bucket, key, head: request.method == .head) }
         case .put:
             if request.headers[.amzCopySource] != nil { throw Self.notImplemented(request, "CopyObject") }
             if let uploadID = query["uploadId"], let number = query["partNumber"] {
@@ -132,7 +135,7 @@ struct S3API: Sendable {
             if query.has("uploads") {
                 return Self.xml(XML.document("ListMultipartUploadsResult", [("Bucket", name)], namespaced: true))
             }
-            return try listObjects(bucket, query)
+            return try await BlockingWork.shared.run { try self.listObjects(bucket, query) }
         case .post where query.has("delete"):
             return try await deleteObjects(request, bucket)
         case .delete:
@@ -321,7 +324,8 @@ struct S3API: Sendable {
             fstat(staged.fd, &info)
             ChecksumCache.store(checksum, fd: staged.fd)
         }
-        try store.publish(staged: staged, as: key, in: bucket, etag: etag)
+        let store = self.store
+        try await BlockingWork.shared.run { try store.publish(staged: staged, as: key, in: bucket, etag: etag) }
         var headers: HTTPFields = [.eTag: etag]
         if let checksum = received.checksum { headers[HTTPField.Name("x-amz-checksum-\(checksum.algorithm)")!] = checksum.value }
         return Response(status: .ok, headers: headers)
@@ -539,4 +543,26 @@ extension HTTPField.Name {
     static let amzChecksumMode = HTTPField.Name("x-amz-checksum-mode")!
     static let amzBucketRegion = HTTPField.Name("x-amz-bucket-region")!
     static let contentMD5 = HTTPField.Name("Content-MD5")!
+}
+
+/// Threads of their own for the S3 API's long file-system work (a large object's first ETag, a
+/// listing's walk, joining parts, flushing an object): the cooperative pool has one thread per
+/// core, and a task blocked there for seconds would leave every other task of the daemon short.
+/// A few serial queues, taken in turn.
+final class BlockingWork: Sendable {
+    static let shared = BlockingWork(lanes: 4)
+
+    private let queues: [DispatchQueue]
+    private let next = Atomic<Int>(0)
+
+    init(lanes: Int) {
+        queues = (0..<max(1, lanes)).map { DispatchQueue(label: "spool.s3.\($0)") }
+    }
+
+    func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        let queue = queues[next.add(1, ordering: .relaxed).oldValue % queues.count]
+        return try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
 }

@@ -112,24 +112,28 @@ extension S3API {
                 if i % 2 == 1 { md5s.append(byte) }
             }
         }
-        let staged = try store.stagingFile(for: bucket)
-        do {
-            for (part, file) in zip(parts, files) {
-                let input = open(file, O_RDONLY | O_CLOEXEC)
-                guard input >= 0 else { throw S3Error.internalError("Part \(part.number) could not be read.") }
-                defer { close(input) }
-                try Self.copyAll(from: input, to: staged.fd)
-            }
-        } catch {
-            close(staged.fd)
-            unlinkat(staged.directory, staged.name, 0)
-            close(staged.directory)
-            throw (error as? S3Error) ?? S3Error.internalError("The parts could not be joined: \(error).")
-        }
         let md5 = EVPDigest.md5()
         md5s.withUnsafeBytes { md5.update($0) }
         let etag = "\"\(md5.finish().hex)-\(parts.count)\""
-        try store.publish(staged: staged, as: key, in: bucket, etag: etag)
+        // Joining and flushing a large object takes seconds: off the concurrency pool.
+        let numbers = parts.map(\.number)
+        try await BlockingWork.shared.run { [store, files] in
+            let staged = try store.stagingFile(for: bucket)
+            do {
+                for (number, file) in zip(numbers, files) {
+                    let input = open(file, O_RDONLY | O_CLOEXEC)
+                    guard input >= 0 else { throw S3Error.internalError("Part \(number) could not be read.") }
+                    defer { close(input) }
+                    try Self.copyAll(from: input, to: staged.fd)
+                }
+            } catch {
+                close(staged.fd)
+                unlinkat(staged.directory, staged.name, 0)
+                close(staged.directory)
+                throw (error as? S3Error) ?? S3Error.internalError("The parts could not be joined: \(error).")
+            }
+            try store.publish(staged: staged, as: key, in: bucket, etag: etag)
+        }
         try? FileManager.default.removeItem(atPath: folder)
         let location = "/\(bucket.name)/\(key)"
         return Self.xml(XML.document("CompleteMultipartUploadResult",
