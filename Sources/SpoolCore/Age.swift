@@ -15,4 +15,28 @@ public enum Age {
         default: return nil
         }
     }
+
+    /// A `--since` value — an ISO 8601 time or an age before `now` — as a `Timestamp` string
+    /// (which compares as text with the times Spool writes), or nil when it is neither.
+    public static func cutoff(_ text: String, now: Date) -> String? {
+        if let age = parse(text) { return Timestamp.string(now.addingTimeInterval(-age)) }
+        let formatter = ISO8601DateFormatter()
+        for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
+            formatter.formatOptions = options
+            if let date = formatter.date(from: text) { return Timestamp.string(date) }
+        }
+        return nil
+    }
+}
+
+/// Filters `events.jsonl` lines by their `eventTime`.
+public enum EventFilter {
+    /// Whether the event on `line` happened at or after `cutoff` (a `Timestamp` string; nil
+    /// keeps everything). Event times are ISO 8601 in UTC with milliseconds: they compare as text.
+    public static func isAtOrAfter(_ line: Data, _ cutoff: String?) -> Bool {
+        guard let cutoff else { return true }
+        guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
+              let time = object["eventTime"] as? String else { return false }
+        return time >= cutoff
+    }
 }

@@ -187,7 +187,7 @@ import Glibc
         #expect(ModelLog.files(directory: folder, endpoint: "e") == [path])
     }
 
-    @Test func aFloodIsDroppedAndSaidSo() throws {
+    @Test func aFloodIsDroppedAndSaidSo() async throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let log = ModelLog(path: folder + "/e.log", bytesPerSecond: 64 * 1024)
@@ -196,13 +196,40 @@ import Glibc
         for _ in 0..<100 {  // 6 MB at once: far past four seconds' worth of 64 KiB/s
             chunk.withUnsafeBytes { log.record($0, splitter: &lines) }
         }
-        log.write(lines: ["after the flood"])
-        log.flush()
-        log.write(lines: ["later"])
         log.flush()
         let size = try FileManager.default.attributesOfItem(atPath: folder + "/e.log")[.size] as? Int ?? 0
         #expect(size < 1024 * 1024, "about four seconds' worth was logged, not 30 MB: \(size)")
-        let text = try String(contentsOfFile: folder + "/e.log", encoding: .utf8)
-        #expect(text.contains("bytes of output were not logged"))
+        // The model then goes quiet: the line about what was dropped comes on its own (a second later).
+        #expect(await ContainerTestSupport.eventually(within: .seconds(10)) {
+            log.flush()
+            return (try? String(contentsOfFile: folder + "/e.log", encoding: .utf8))?.contains("bytes of output were not logged") == true
+        })
+    }
+}
+
+/// `ModelLogReader`: what `spool logs` prints.
+@Suite struct ModelLogReaderTests {
+    @Test func filesMergeByTimeRotatedFirstAndSinceFilters() throws {
+        let folder = try ContainerSettingsTests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        func write(_ name: String, _ lines: [String]) throws {
+            try Data(lines.map { $0 + "\n" }.joined().utf8).write(to: URL(fileURLWithPath: folder + "/" + name))
+        }
+        try write("e.0.log.1", ["2026-11-30T10:00:00.000Z zero-old"])
+        try write("e.0.log", ["2026-11-30T10:00:02.000Z zero-new"])
+        try write("e.1.log", ["2026-11-30T10:00:01.000Z one"])
+        try write("e.log", ["2026-11-30T10:00:03.000Z [id] command"])
+        try write("other.0.log", ["2026-11-30T10:00:00.500Z not this endpoint"])
+        let reader = ModelLogReader(directory: folder, endpoint: "e")
+        let text = reader.history().map { String(decoding: $0, as: UTF8.self) }
+        #expect(text.map { $0.split(separator: " ").last.map(String.init) } == ["zero-old", "one", "zero-new", "command"])
+        #expect(reader.newLines().isEmpty)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: folder + "/e.1.log"))
+        handle.seekToEndOfFile()
+        handle.write(Data("2026-11-30T10:00:04.000Z later\n".utf8))
+        try handle.close()
+        #expect(reader.newLines().map { String(decoding: $0, as: UTF8.self) } == ["2026-11-30T10:00:04.000Z later"])
+        let recent = ModelLogReader(directory: folder, endpoint: "e", since: "2026-11-30T10:00:02.000Z")
+        #expect(recent.history().count == 3, "zero-new, command, later")
     }
 }
