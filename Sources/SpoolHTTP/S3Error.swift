@@ -1,6 +1,11 @@
 import Foundation
+import SpoolCore
 import HTTPTypes
 import Hummingbird
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An S3 error, answered as S3 answers it: XML with `Code`, `Message`, `Resource` and
 /// `RequestId`, the `x-amz-request-id` header, and no body for HEAD.
@@ -93,19 +98,22 @@ extension HTTPField.Name {
     static let amzRequestID = HTTPField.Name("x-amz-request-id")!
 }
 
-/// S3's time formats: ISO 8601 with milliseconds in XML, RFC 1123 in headers.
+/// S3's time formats: ISO 8601 with milliseconds in XML, RFC 1123 in headers. Formatted by hand
+/// (no `DateFormatter`: one per call would load ICU's data and cost more than the request).
 enum S3Time {
     static func iso(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
+        Timestamp.string(date)
     }
 
+    static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
     static func http(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        return formatter.string(from: date)
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var t = tm()
+        gmtime_r(&seconds, &t)
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(days[Int(t.tm_wday)]), \(two(t.tm_mday)) \(months[Int(t.tm_mon)]) \(t.tm_year + 1900) "
+            + "\(two(t.tm_hour)):\(two(t.tm_min)):\(two(t.tm_sec)) GMT"
     }
 }

@@ -160,3 +160,16 @@ extension HTTPAPITests {
         #expect(failed.contains("data-refresh=\"off\""))
     }
 }
+
+/// Times as S3 and SigV4 write them, formatted and parsed by hand.
+@Suite struct S3TimeTests {
+    @Test func httpDatesAndAmzDates() {
+        #expect(S3Time.http(Date(timeIntervalSince1970: 0)) == "Thu, 01 Jan 1970 00:00:00 GMT")
+        #expect(S3Time.http(Date(timeIntervalSince1970: 1_796_043_667.9)) == "Mon, 30 Nov 2026 13:01:07 GMT")
+        #expect(S3Time.iso(Date(timeIntervalSince1970: 1_440_938_160.25)) == "2015-08-30T12:36:00.250Z")
+        #expect(SigV4.parseDate("20150830T123600Z") == Date(timeIntervalSince1970: 1_440_938_160))
+        for bad in ["20150830T123600", "2015-08-30T12:36:00Z", "20151330T123600Z", "2015083xT123600Z"] {
+            #expect(SigV4.parseDate(bad) == nil, "\(bad)")
+        }
+    }
+}
