@@ -16,14 +16,7 @@ struct Logs: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Keep printing new lines as they are written (survives rotation).")
     var follow = false
 
-    @Option(help: ArgumentHelp("Only lines at or after this time: an ISO 8601 time, or an age like 10m, 2h, 7d.", valueName: "time"))
-    var since: String?
-
-    func validate() throws {
-        if let since, Age.cutoff(since, now: Date()) == nil {
-            throw ValidationError("--since takes an ISO 8601 time (2026-11-25T10:00:00Z) or an age (30s, 10m, 2h, 7d), not \"\(since)\"")
-        }
-    }
+    @OptionGroup var since: SinceOption
 
     func run() async throws {
         let config = try options.loadConfig()
@@ -31,7 +24,7 @@ struct Logs: AsyncParsableCommand {
             throw CLIError.usage("unknown endpoint \(endpoint) (known: \(config.endpoints.map(\.name).joined(separator: ", ")))")
         }
         let reader = ModelLogReader(
-            directory: options.layout.path(ModelLog.directory), endpoint: endpoint, since: since.flatMap { Age.cutoff($0, now: Date()) })
+            directory: options.layout.path(ModelLog.directory), endpoint: endpoint, since: since.cutoff)
         for line in reader.history() { FileHandle.standardOutput.write(line + Data("\n".utf8)) }
         while follow {
             try await Task.sleep(for: .milliseconds(200))

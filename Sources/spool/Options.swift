@@ -99,3 +99,18 @@ enum LogSetup {
         return Logger(label: "spool")
     }
 }
+
+/// `--since TIME` of `spool events` and `spool logs`: an ISO 8601 time or an age before now.
+struct SinceOption: ParsableArguments {
+    @Option(help: ArgumentHelp("Only lines at or after this time: an ISO 8601 time, or an age like 10m, 2h, 7d.", valueName: "time"))
+    var since: String?
+
+    func validate() throws {
+        if let since, Age.cutoff(since, now: Date()) == nil {
+            throw ValidationError("--since takes an ISO 8601 time (2026-11-25T10:00:00Z) or an age (30s, 10m, 2h, 7d), not \"\(since)\"")
+        }
+    }
+
+    /// The cutoff as a `Timestamp` string, nil without `--since`.
+    var cutoff: String? { since.flatMap { Age.cutoff($0, now: Date()) } }
+}
