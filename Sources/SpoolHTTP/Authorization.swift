@@ -36,7 +36,7 @@ struct AuthorizationMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await verified(request, context: context, credentials: credentials, query: query, isS3: isS3, next: next)
         }
         if let token, let error = Self.check(header, token: token) {
-            if isS3 { return S3Error.accessDenied(error.message).response(requestID: UInt64.random(in: 0...UInt64.max).hexPadded, head: request.method == .head) }
+            if isS3 { return S3Error.accessDenied(error.message).response(requestID: S3Error.newRequestID(), head: request.method == .head) }
             throw error
         }
         return try await next(request, context)
@@ -73,7 +73,7 @@ struct AuthorizationMiddleware<Context: RequestContext>: RouterMiddleware {
             }
             if isS3 {
                 let error = S3Error(status: .forbidden, code: code, message: message)
-                return error.response(requestID: UInt64.random(in: 0...UInt64.max).hexPadded, head: request.method == .head)
+                return error.response(requestID: S3Error.newRequestID(), head: request.method == .head)
             }
             throw APIError(.forbidden, sageMakerType, message)
         }

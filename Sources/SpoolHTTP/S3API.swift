@@ -44,7 +44,7 @@ struct S3API: Sendable {
     }
 
     func respond(_ request: Request) async -> Response {
-        let requestID = UInt64.random(in: 0...UInt64.max).hexPadded
+        let requestID = S3Error.newRequestID()
         var response: Response
         do {
             response = try await dispatch(request)
@@ -437,7 +437,7 @@ struct S3API: Sendable {
     // MARK: Helpers
 
     static func xml(_ document: String, status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: "application/xml"], body: ResponseBody(byteBuffer: ByteBuffer(string: document)))
+        APIResponse.text(document, contentType: "application/xml", status: status)
     }
 
     /// Whether an If-Match / If-None-Match list holds `etag` (or is `*`).
@@ -527,9 +527,10 @@ enum ChecksumCache {
     }
 }
 
-extension UInt64 {
-    var hexPadded: String {
-        let text = String(self, radix: 16, uppercase: true)
+extension S3Error {
+    /// A fresh `x-amz-request-id`: 16 hex digits.
+    static func newRequestID() -> String {
+        let text = String(UInt64.random(in: 0...UInt64.max), radix: 16, uppercase: true)
         return String(repeating: "0", count: 16 - text.count) + text
     }
 }
