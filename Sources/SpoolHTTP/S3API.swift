@@ -16,12 +16,24 @@ import Glibc
 /// The S3 API on the listener, path-style: `/BUCKET/KEY`. `/endpoints/…`, `/ping`, `/metrics`,
 /// `/requests/…` and `/ui/…` are the SageMaker API and the status page; `GET /` is the status
 /// page for a browser and ListBuckets for an S3 client (which signs its requests).
-struct S3Middleware<Context: RequestContext>: RouterMiddleware {
+struct S3Middleware: RouterMiddleware {
     let api: S3API
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: SpoolRequestContext, next: (Request, SpoolRequestContext) async throws -> Response) async throws -> Response {
         guard S3API.isS3(request) else { return try await next(request, context) }
-        return await api.respond(request)
+        return await api.respond(request, eventLoop: context.eventLoop)
+    }
+}
+
+/// Hummingbird's basic context, plus the connection's event loop (a streamed response paces
+/// itself by it).
+struct SpoolRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let eventLoop: any EventLoop
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        eventLoop = source.channel.eventLoop
     }
 }
 
@@ -43,11 +55,11 @@ struct S3API: Sendable {
         return !reserved.contains(String(first))
     }
 
-    func respond(_ request: Request) async -> Response {
+    func respond(_ request: Request, eventLoop: any EventLoop) async -> Response {
         let requestID = S3Error.newRequestID()
         var response: Response
         do {
-            response = try await dispatch(request)
+            response = try await dispatch(request, eventLoop: eventLoop)
         } catch let error as S3Error {
             if error.status.code >= 500 { logger.warning("S3 request failed", metadata: ["spool.s3.error": "\(error.message)"]) }
             response = error.response(requestID: requestID, head: request.method == .head)
@@ -60,7 +72,7 @@ struct S3API: Sendable {
 
     // MARK: Dispatch
 
-    private func dispatch(_ request: Request) async throws -> Response {
+    private func dispatch(_ request: Request, eventLoop: any EventLoop) async throws -> Response {
         let query = Query(request.uri.query ?? "")
         let path = request.uri.path
         let trimmed = path.hasPrefix("/") ? String(path.dropFirst()) : path
@@ -81,7 +93,7 @@ struct S3API: Sendable {
         case .get, .head:
             if query["uploadId"] != nil { throw Self.notImplemented(request, "ListParts") }
             // Opening may compute the ETag of a large file the first time: off the concurrency pool.
-            return try await BlockingWork.shared.run { try self.getObject(request, bucket, key, head: request.method == .head) }
+            return try await BlockingWork.shared.run { try self.getObject(request, bucket, key, head: request.method == .head, eventLoop: eventLoop) }
         case .put:
             if request.headers[.amzCopySource] != nil { throw Self.notImplemented(request, "CopyObject") }
             if let uploadID = query["uploadId"], let number = query["partNumber"] {
@@ -93,7 +105,7 @@ struct S3API: Sendable {
             if let uploadID = query["uploadId"] { return try await completeUpload(request, bucket, key, uploadID: uploadID) }
             throw Self.notImplemented(request)
         case .delete:
-            if let uploadID = query["uploadId"] { return try abortUpload(bucket, key, uploadID: uploadID) }
+            if let uploadID = query["uploadId"] { return try await abortUpload(bucket, key, uploadID: uploadID) }
             try store.delete(key, in: bucket)
             return Response(status: .noContent)
         default:
@@ -246,7 +258,7 @@ struct S3API: Sendable {
 
     // MARK: Objects
 
-    private func getObject(_ request: Request, _ bucket: S3Store.Bucket, _ key: String, head: Bool) throws -> Response {
+    private func getObject(_ request: Request, _ bucket: S3Store.Bucket, _ key: String, head: Bool, eventLoop: any EventLoop) throws -> Response {
         guard let (fd, info) = try store.openObject(key, in: bucket) else { throw S3Error.noSuchKey(bucket.name, key) }
         let etag = ETagCache.etag(fd: fd, info: info)
         let size = Int64(info.st_size)
@@ -288,6 +300,7 @@ struct S3API: Sendable {
         let body = ResponseBody(contentLength: Int(length)) { writer in
             defer { handle.close() }
             var offset = start
+            var unpaced = 0
             let end = start + count
             while offset < end {
                 // 64 KiB at a time (the channel's write buffer holds about as much): enough to keep
@@ -300,6 +313,16 @@ struct S3API: Sendable {
                 guard n > 0 else { throw S3Error.internalError("The object was cut short while it was read.") }
                 offset += Int64(n)
                 try await writer.write(buffer)
+                // The writer hands each buffer to the event loop and returns; it waits only once
+                // the channel has said it is full, which the event loop says only after running
+                // the writes queued before. Reading a file is faster than a socket, so without
+                // a round trip megabytes of buffers queue per connection (30 MiB over boto3's
+                // ten ranged GETs). One every 256 KiB bounds what is in flight to about that.
+                unpaced += n
+                if unpaced >= 256 << 10 {
+                    unpaced = 0
+                    try await eventLoop.submit {}.get()
+                }
             }
             try await writer.finish(nil)
         }
@@ -341,7 +364,10 @@ struct S3API: Sendable {
 
     /// Streams the request's body into `fd` (decoding aws-chunked framing), verifying
     /// `Content-MD5`, an `x-amz-checksum-*` header or trailer, and the declared lengths.
-    static func receive(_ request: Request, into fd: Int32) async throws -> Received {
+    ///
+    /// With `limit`, a body longer than that fails before a byte past it is written (a part
+    /// written in place must not spill into the next part's bytes).
+    static func receive(_ request: Request, into fd: Int32, limit: Int64? = nil) async throws -> Received {
         let headers = request.headers
         if (headers[.amzContentSHA256] ?? "").hasPrefix("STREAMING-AWS4-HMAC-SHA256-PAYLOAD") {
             // Chunk signatures are not verified, so such a body would be covered by no signature.
@@ -371,6 +397,9 @@ struct S3API: Sendable {
         func store(_ bytes: UnsafeRawBufferPointer) throws {
             checksums.update(bytes)
             payloadSHA256?.update(bytes)
+            if let limit, written + Int64(bytes.count) > limit {
+                throw S3Error(status: .badRequest, code: "IncompleteBody", message: "The body is longer than the \(limit) bytes it declared.")
+            }
             do { try SystemCalls.writeAll(fd, bytes) } catch {
                 throw S3Error.internalError("The object could not be written: \(error).")
             }
@@ -414,6 +443,15 @@ struct S3API: Sendable {
             checksum = (algorithm.rawValue, value)
         }
         return Received(bytes: written, md5: md5, checksum: checksum)
+    }
+
+    /// The length of the body's data as the request declares it: `X-Amz-Decoded-Content-Length`
+    /// for aws-chunked framing, `Content-Length` otherwise.
+    static func declaredLength(_ headers: HTTPFields) -> Int64? {
+        if let decoded = headers[.amzDecodedContentLength] { return Int64(decoded) }
+        let chunked = (headers[.contentEncoding] ?? "").lowercased().contains("aws-chunked")
+            || (headers[.amzContentSHA256] ?? "").hasPrefix("STREAMING-")
+        return chunked ? nil : headers[.contentLength].flatMap { Int64($0) }
     }
 
     /// A small XML body (multipart completion, batch delete), at most 1 MiB, checked against

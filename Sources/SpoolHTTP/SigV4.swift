@@ -253,6 +253,6 @@ struct SigV4 {
     }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        AuthorizationMiddleware<BasicRequestContext>.constantTimeEqual(a, b)
+        AuthorizationMiddleware<SpoolRequestContext>.constantTimeEqual(a, b)
     }
 }

@@ -53,7 +53,7 @@ public struct SpoolHTTPServer: Sendable {
     }
 
     func makeApplication(state: ServerState) throws -> some ApplicationProtocol {
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: SpoolRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
         router.add(middleware: AuthorizationMiddleware(token: engine.config.http.authToken, credentials: engine.config.http.credentials))
         router.add(middleware: S3Middleware(api: S3API(store: S3Store(layout: engine.layout, config: engine.config), logger: logger)))

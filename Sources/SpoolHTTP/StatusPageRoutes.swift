@@ -14,7 +14,7 @@ enum StatusPageRoutes {
         path == "/" || path == "/ui" || path.hasPrefix("/ui/")
     }
 
-    static func add(to router: Router<BasicRequestContext>, engine: SpoolEngine) {
+    static func add(to router: Router<SpoolRequestContext>, engine: SpoolEngine) {
         let reader = StatusPageReader(engine: engine)
         router.get("/") { _, _ -> Response in
             let overview: StatusOverview
