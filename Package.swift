@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
     ],
     targets: [
         // The domain: requests, states, configuration, and the protocols everything else implements.
@@ -40,6 +41,15 @@ let package = Package(
                 "SpoolCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
+        ),
+        // The same ledger on PostgreSQL, for several hosts sharing one root (`[ledger] url`).
+        .target(
+            name: "SpoolPostgres",
+            dependencies: [
+                "SpoolCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(name: "SpoolIntake", dependencies: ["SpoolCore", "SpoolSystem"]),
@@ -98,6 +108,13 @@ let package = Package(
             name: "SpoolLedgerTests",
             dependencies: [
                 "SpoolLedger", "SpoolCore", "SpoolLedgerConformance", .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .testTarget(
+            name: "SpoolPostgresTests",
+            dependencies: [
+                "SpoolPostgres", "SpoolCore", "SpoolLedgerConformance",
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "SpoolIntakeTests", dependencies: ["SpoolIntake", "SpoolCore"]),

@@ -3,22 +3,6 @@ import GRDB
 import Synchronization
 import SpoolCore
 
-/// Times are stored as INTEGER milliseconds since 1970: sortable, comparable in SQL, and the
-/// same on every platform. Anything finer than a millisecond is rounded away. The arithmetic goes
-/// through `timeIntervalSinceReferenceDate`, the value a `Date` holds, so that a date with whole
-/// milliseconds reads back equal to itself.
-extension Date {
-    private static let referenceDateMilliseconds: Int64 = 978_307_200_000
-
-    var millisecondsSince1970: Int64 {
-        Int64((timeIntervalSinceReferenceDate * 1000).rounded()) + Self.referenceDateMilliseconds
-    }
-
-    init(millisecondsSince1970 milliseconds: Int64) {
-        self.init(timeIntervalSinceReferenceDate: Double(milliseconds - Self.referenceDateMilliseconds) / 1000)
-    }
-}
-
 /// Where each column of the `requests` table is in a statement's result, looked up once per
 /// statement: GRDB's lookup by name compares lowercased names, which costs more than the rest of
 /// a row's decoding when done for every column of every row.

@@ -18,7 +18,7 @@ extension LedgerConformance {
     }
 
     func batchAdmitSkipsOnlyDuplicates() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         try await Self.admit([Self.request("taken")], to: ledger)
         let failure = Failure(.payloadTooLarge, "Too large.")
         var again = Self.request("taken")
@@ -41,7 +41,7 @@ extension LedgerConformance {
     }
 
     func claimBatchTakesSmallRequests() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         try await Self.admit([
             Self.sized("s1", 10), Self.sized("s2", 10), Self.sized("big", 5000), Self.sized("s3", 10), Self.sized("s4", 10),
         ], to: ledger)
@@ -57,7 +57,7 @@ extension LedgerConformance {
     }
 
     func claimBatchLargeFirstAlone() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         try await Self.admit([Self.sized("big", 5000), Self.sized("s1", 10), Self.sized("s2", 10)], to: ledger)
 
         let claim = try await ledger.claimNext(
@@ -71,7 +71,7 @@ extension LedgerConformance {
     }
 
     func batchFinishAppliesEachResult() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         try await Self.admit([Self.request("ok"), Self.request("bad"), Self.request("again", maxAttempts: 2), Self.request("other")], to: ledger)
         let claim = try await ledger.claimNext(
             endpoints: ["default"], owner: "w", now: Self.at(1), batch: ClaimBatch(more: 3, maxBytes: 1 << 20))

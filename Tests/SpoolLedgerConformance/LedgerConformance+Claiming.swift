@@ -15,7 +15,7 @@ extension LedgerConformance {
     ]
 
     func admitStoresEveryField() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         var request = Self.request("r1", endpoint: "resnet", receivedAt: Self.at(0.123), ttl: 120, maxAttempts: 3)
         request.source = .http
         request.payloadBytes = 5_000_000_000
@@ -37,7 +37,7 @@ extension LedgerConformance {
     }
 
     func admitWithFailureRecordsFailed() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         let evidence = ModelEvidence(exitStatus: 2, signal: 9, httpStatus: 413, tail: "too big")
         let failure = Failure(.payloadTooLarge, "The payload is larger than 1 KiB.", evidence: evidence)
 
@@ -57,7 +57,7 @@ extension LedgerConformance {
     }
 
     func admitRefusesDuplicateID() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         let first = try await ledger.admit(Self.request("dup"), initialFailure: nil)
         var again = Self.request("dup", endpoint: "other")
         again.claimToken = "another-token"
@@ -73,7 +73,7 @@ extension LedgerConformance {
     }
 
     func claimsFIFOAcrossEndpoints() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         try await Self.admit(
             [Self.request("a1", endpoint: "a"), Self.request("b1", endpoint: "b"), Self.request("c1", endpoint: "c"),
              Self.request("a2", endpoint: "a"), Self.request("b2", endpoint: "b")],
@@ -99,7 +99,7 @@ extension LedgerConformance {
     }
 
     func claimExpiresPastTTL() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         try await Self.admit(
             [Self.request("old", ttl: 60), Self.request("young", receivedAt: Self.at(10), ttl: 60),
              Self.request("elsewhere", endpoint: "other", ttl: 60),

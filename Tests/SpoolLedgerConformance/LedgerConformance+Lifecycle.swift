@@ -16,7 +16,7 @@ extension LedgerConformance {
     ]
 
     func finishSucceeded() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         try await Self.admit([Self.request("r")], to: ledger)
         _ = try await ledger.claimNext(endpoints: ["default"], owner: "w", now: Self.at(1))
         #expect(try await ledger.recordProgress(id: "r", owner: "w", bytes: 512))
@@ -37,7 +37,7 @@ extension LedgerConformance {
     }
 
     func finishFailed() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         try await Self.admit([Self.request("r", maxAttempts: 3)], to: ledger)
         _ = try await ledger.claimNext(endpoints: ["default"], owner: "w", now: Self.at(1))
         let evidence = ModelEvidence(exitStatus: 3, tail: "Traceback: boom")
@@ -57,7 +57,7 @@ extension LedgerConformance {
     }
 
     func retryableFailuresRequeue() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         try await Self.admit([Self.request("r", maxAttempts: 2), Self.request("later")], to: ledger)
         let crash = Failure(.modelError, "The model crashed.", evidence: ModelEvidence(signal: 11), retryable: true)
 
@@ -84,7 +84,7 @@ extension LedgerConformance {
     }
 
     func onlyTheOwnerFinishes() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         try await Self.admit([Self.request("r"), Self.request("queued")], to: ledger)
         _ = try await ledger.claimNext(endpoints: ["default"], owner: "alice", now: Self.at(1))
 
@@ -99,7 +99,7 @@ extension LedgerConformance {
     }
 
     func requeueGivesAttemptBack() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         try await Self.admit([Self.request("a", ttl: 60), Self.request("b")], to: ledger)
         _ = try await ledger.claimNext(endpoints: ["default"], owner: "dead", now: Self.at(1))
         _ = try await ledger.claimNext(endpoints: ["default"], owner: "alive", now: Self.at(1))
@@ -123,7 +123,7 @@ extension LedgerConformance {
     }
 
     func cancelQueued() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         try await Self.admit([Self.request("r")], to: ledger)
 
         let cancelled = try #require(try await ledger.cancel(id: "r", now: Self.at(5)))
@@ -138,7 +138,7 @@ extension LedgerConformance {
     }
 
     func cancelRunning() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         try await Self.admit([Self.request("r")], to: ledger)
         _ = try await ledger.claimNext(endpoints: ["default"], owner: "w", now: Self.at(1))
 
@@ -152,7 +152,7 @@ extension LedgerConformance {
     }
 
     func cancelFinishedConflicts() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         try await Self.admit([Self.request("r")], to: ledger)
         _ = try await ledger.claimNext(endpoints: ["default"], owner: "w", now: Self.at(1))
         let finished = try await ledger.finish(id: "r", owner: "w", result: .succeeded, now: Self.at(2))
@@ -164,7 +164,7 @@ extension LedgerConformance {
     }
 
     func retryRequeues() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         let failure = Failure(.inputUnreadable, "The input could not be read.")
         try await Self.admit([Self.request("expires", ttl: 60), Self.request("cancels"), Self.request("fails")], to: ledger)
         _ = try await ledger.cancel(id: "cancels", now: Self.at(10))

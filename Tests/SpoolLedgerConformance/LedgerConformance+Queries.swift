@@ -13,7 +13,7 @@ extension LedgerConformance {
     ]
 
     func listFiltersNewestFirst() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         try await Self.admit(
             [Self.request("a1", endpoint: "a"), Self.request("b1", endpoint: "b"),
              Self.request("a2", endpoint: "a"), Self.request("a3", endpoint: "a")],
@@ -30,7 +30,7 @@ extension LedgerConformance {
     }
 
     func finishedBeforeEarliestFirst() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         try await Self.admit([Self.request("a1"), Self.request("a2"), Self.request("a3"), Self.request("a4")], to: ledger)
         _ = try await ledger.cancel(id: "a3", now: Self.at(10))
         _ = try await ledger.cancel(id: "a1", now: Self.at(20))
@@ -43,7 +43,7 @@ extension LedgerConformance {
     }
 
     func latestFailuresLatestFirst() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         #expect(try await ledger.latestFailures(limit: 10).isEmpty)
         try await Self.admit((1...5).map { Self.request("r\($0)") }, to: ledger)
         _ = try await ledger.admit(Self.request("bad"), initialFailure: Failure(.invalidRequest, "Bad metadata."))
@@ -61,7 +61,7 @@ extension LedgerConformance {
     }
 
     func queueStatsPerEndpoint() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         #expect(try await ledger.queueStats().isEmpty)
         try await Self.admit(
             [Self.request("a1", endpoint: "a", receivedAt: Self.at(1)), Self.request("a2", endpoint: "a", receivedAt: Self.at(2)),
@@ -79,7 +79,7 @@ extension LedgerConformance {
     }
 
     func recordedClaimTokens() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         try await Self.admit([Self.request("x"), Self.request("y"), Self.request("z")], to: ledger)
         // More tokens than fit one IN list, known ones spread through, one unknown given twice.
         var tokens = (0..<1200).map { "orphan-\($0)" }
@@ -96,7 +96,7 @@ extension LedgerConformance {
     }
 
     func unnotifiedAndMarkNotified() async throws {
-        let ledger = try makeLedger()
+        let ledger = try await makeLedger()
         try await Self.admit([Self.request("late"), Self.request("early"), Self.request("running"), Self.request("queued")], to: ledger)
         _ = try await ledger.cancel(id: "late", now: Self.at(30))
         _ = try await ledger.cancel(id: "early", now: Self.at(10))
@@ -120,8 +120,8 @@ extension LedgerConformance {
     /// claimed once and only once.
     func twoHandlesClaimEachRequestOnce() async throws {
         let count = 200
-        let first = try makeLedger()
-        let second = try makeLedger()
+        let first = try await makeLedger()
+        let second = try await makeLedger()
         try await Self.admit((0..<count).map { Self.request(String(format: "r%03d", $0)) }, to: first)
 
         let claims = try await withThrowingTaskGroup(of: [String].self) { group in

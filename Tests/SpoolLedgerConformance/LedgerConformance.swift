@@ -24,10 +24,10 @@ public struct LedgerCheck: Sendable, CustomTestStringConvertible {
 /// process would: the concurrency check opens two. Time is injected (`t0` plus seconds); no
 /// check sleeps.
 public struct LedgerConformance: Sendable {
-    let makeLedger: @Sendable () throws -> any Ledger
+    let makeLedger: @Sendable () async throws -> any Ledger
 
     /// - Parameter makeLedger: opens a new handle on one empty store each time it is called.
-    public init(makeLedger: @escaping @Sendable () throws -> any Ledger) {
+    public init(makeLedger: @escaping @Sendable () async throws -> any Ledger) {
         self.makeLedger = makeLedger
     }
 

@@ -1,5 +1,4 @@
 import Foundation
-import SpoolCore
 
 /// One failed attempt of a request, as the ledger keeps it in the row's history
 /// (`requests.attempt_errors`, a JSON array, oldest first).

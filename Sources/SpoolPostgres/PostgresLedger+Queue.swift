@@ -1,0 +1,228 @@
+import Foundation
+import PostgresNIO
+import SpoolCore
+
+/// Admission, claims and the transitions of running requests.
+extension PostgresLedger {
+    /// Records new requests in one transaction, each `queued` (or `failed` at its arrival with an
+    /// `initialFailure`). A taken id gives `duplicateInferenceID` for that request alone:
+    /// `ON CONFLICT (id) DO NOTHING` leaves the transaction usable for the others.
+    public func admit(_ admissions: [Admission]) async throws -> [Result<InferenceRequest, LedgerError>] {
+        if admissions.isEmpty { return [] }
+        return try await transaction { statements in
+            var results: [Result<InferenceRequest, LedgerError>] = []
+            for admission in admissions {
+                let request = admission.request
+                let failure = admission.initialFailure
+                let received = request.receivedAt.millisecondsSince1970
+                let state: RequestState = failure == nil ? .queued : .failed
+                let finished: Int64? = failure == nil ? nil : received
+                let expires: Int64? = failure == nil ? received + Int64(request.ttlSeconds) * 1000 : nil
+                let evidence = failure?.evidence
+                let stored = try await statements.requests("""
+                    INSERT INTO requests (
+                        id, endpoint, source, input_path, claim_token, payload_bytes, content_type,
+                        accept, custom_attributes, ttl_seconds, timeout_seconds, max_attempts, state,
+                        received_at, finished_at, expires_at, output_location, failure_location,
+                        failure_code, failure_reason, exit_status, signal, http_status, evidence_tail)
+                    VALUES (
+                        \(request.id), \(request.endpoint), \(request.source.rawValue), \(request.inputPath),
+                        \(request.claimToken), \(request.payloadBytes), \(request.contentType),
+                        \(request.accept), \(request.customAttributes), \(request.ttlSeconds),
+                        \(request.timeoutSeconds), \(request.maxAttempts), \(state.rawValue),
+                        \(received), \(finished), \(expires), \(request.outputLocation),
+                        \(request.failureLocation), \(failure?.code.rawValue), \(failure?.reason),
+                        \(evidence?.exitStatus), \(evidence?.signal), \(evidence?.httpStatus), \(evidence?.tail))
+                    ON CONFLICT (id) DO NOTHING
+                    RETURNING \(unescaped: Self.columns)
+                    """)
+                results.append(stored.first.map { .success($0) } ?? .failure(.duplicateInferenceID(request.id)))
+            }
+            return results
+        }
+    }
+
+    /// Expires the queued requests of `endpoints` past their TTL, then claims the oldest queued
+    /// one — and with `batch` the next small ones — in one statement:
+    /// `WITH … FOR UPDATE SKIP LOCKED … UPDATE … RETURNING`, so concurrent claimers on any host
+    /// pass each other's rows by and never take one twice. (`IN (SELECT … LIMIT n)` without a
+    /// materialized, locked set can update more rows than the limit.)
+    public func claimNext(endpoints: [String], owner: String, now: Date, batch: ClaimBatch) async throws -> ClaimResult {
+        guard !endpoints.isEmpty else { return ClaimResult(claimed: nil, expired: []) }
+        let now = now.millisecondsSince1970
+        try await foldCountsIfDue(now: Date().millisecondsSince1970)
+        let expired = try await requests("""
+            UPDATE requests
+            SET state = 'expired', finished_at = \(now), failure_code = 'Expired',
+                failure_reason = 'The request waited in the queue longer than its TTL of '
+                    || ttl_seconds || ' seconds.'
+            WHERE seq IN (
+                SELECT seq FROM requests
+                WHERE state = 'queued' AND endpoint = ANY(\(endpoints)) AND expires_at < \(now)
+                FOR UPDATE SKIP LOCKED)
+            RETURNING \(unescaped: Self.columns)
+            """)
+        let claimed = try await requests("""
+            WITH first AS MATERIALIZED (
+                SELECT seq, payload_bytes FROM requests
+                WHERE state = 'queued' AND endpoint = ANY(\(endpoints))
+                    AND (expires_at IS NULL OR expires_at >= \(now))
+                ORDER BY seq LIMIT 1
+                FOR UPDATE SKIP LOCKED),
+            more AS MATERIALIZED (
+                SELECT seq FROM requests
+                WHERE state = 'queued' AND endpoint = ANY(\(endpoints)) AND payload_bytes <= \(batch.maxBytes)
+                    AND (expires_at IS NULL OR expires_at >= \(now))
+                    AND seq > (SELECT seq FROM first) AND (SELECT payload_bytes FROM first) <= \(batch.maxBytes)
+                ORDER BY seq LIMIT \(batch.more)
+                FOR UPDATE SKIP LOCKED)
+            UPDATE requests
+            SET state = 'running', owner = \(owner), started_at = \(now), expires_at = NULL,
+                attempts = attempts + 1, bytes_processed = 0
+            WHERE seq IN (SELECT seq FROM first UNION ALL SELECT seq FROM more)
+            RETURNING \(unescaped: Self.columns)
+            """)
+        return ClaimResult(batch: claimed.sorted { $0.seq < $1.seq }, expired: expired.sorted { $0.seq < $1.seq })
+    }
+
+    public func recordProgress(id: String, owner: String, bytes: Int64) async throws -> Bool {
+        try await !rows("""
+            UPDATE requests SET bytes_processed = \(bytes)
+            WHERE id = \(id) AND state = 'running' AND owner = \(owner)
+            RETURNING seq
+            """).isEmpty
+    }
+
+    /// Puts the requests `owner` is running back in the queue, giving back their attempt; they
+    /// keep their place and do not expire (they started in time).
+    @discardableResult
+    public func requeue(owner: String) async throws -> Int {
+        try await rows("""
+            UPDATE requests
+            SET state = 'queued', owner = NULL, started_at = NULL, bytes_processed = 0,
+                attempts = GREATEST(attempts - 1, 0)
+            WHERE state = 'running' AND owner = \(owner)
+            RETURNING seq
+            """).count
+    }
+
+    /// Ends the attempts `owner` is running, in one transaction: successes in one statement, each
+    /// failure as the lifecycle decides (requeued with attempts left, or failed), with its entry
+    /// in the row's attempt history. Nil for a request no longer running for `owner`.
+    public func finish(_ attempts: [FinishedAttempt], owner: String, now: Date) async throws -> [InferenceRequest?] {
+        if attempts.isEmpty { return [] }
+        let succeeded = attempts.filter { if case .succeeded = $0.result { true } else { false } }.map(\.id)
+        let milliseconds = now.millisecondsSince1970
+        return try await transaction { statements in
+            var finished: [String: InferenceRequest] = [:]
+            if !succeeded.isEmpty {
+                for row in try await statements.requests("""
+                    UPDATE requests
+                    SET state = 'succeeded', finished_at = \(milliseconds), owner = NULL,
+                        failure_code = NULL, failure_reason = NULL,
+                        exit_status = NULL, signal = NULL, http_status = NULL, evidence_tail = NULL
+                    WHERE id = ANY(\(succeeded)) AND state = 'running' AND owner = \(owner)
+                    RETURNING \(unescaped: Self.columns)
+                    """) {
+                    finished[row.id] = row
+                }
+            }
+            var results: [InferenceRequest?] = []
+            for attempt in attempts {
+                guard case .failed(let failure) = attempt.result else {
+                    results.append(finished[attempt.id])
+                    continue
+                }
+                guard let current = try await statements.requests("""
+                    SELECT \(unescaped: Self.columns) FROM requests
+                    WHERE id = \(attempt.id) AND state = 'running' AND owner = \(owner)
+                    FOR UPDATE
+                    """).first
+                else {
+                    results.append(nil)
+                    continue
+                }
+                results.append(try await Self.fail(statements, current, failure, now: now))
+            }
+            return results
+        }
+    }
+
+    private static func fail(_ statements: Statements, _ current: InferenceRequest, _ failure: Failure, now: Date) async throws -> InferenceRequest? {
+        let next = try transition(.fail(code: failure.code, retryable: failure.retryable), of: current, refusing: "cannot finish \(current.id)")
+        let entry = AttemptError(
+            attempt: current.attempts, at: now, code: failure.code, reason: failure.reason,
+            evidence: failure.evidence, requeued: next == .queued)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let json = String(decoding: try encoder.encode(entry), as: UTF8.self)
+        let evidence = failure.evidence
+        switch next {
+        case .queued:
+            return try await statements.requests("""
+                UPDATE requests
+                SET state = 'queued', owner = NULL, started_at = NULL, bytes_processed = 0,
+                    attempt_errors = attempt_errors || jsonb_build_array(\(json)::jsonb)
+                WHERE seq = \(current.seq)
+                RETURNING \(unescaped: Self.columns)
+                """).first
+        case .failed:
+            return try await statements.requests("""
+                UPDATE requests
+                SET state = 'failed', finished_at = \(now.millisecondsSince1970), owner = NULL,
+                    failure_code = \(failure.code.rawValue), failure_reason = \(failure.reason),
+                    exit_status = \(evidence?.exitStatus), signal = \(evidence?.signal),
+                    http_status = \(evidence?.httpStatus), evidence_tail = \(evidence?.tail),
+                    attempt_errors = attempt_errors || jsonb_build_array(\(json)::jsonb)
+                WHERE seq = \(current.seq)
+                RETURNING \(unescaped: Self.columns)
+                """).first
+        default:
+            throw LedgerError.conflict("cannot finish \(current.id): a failed attempt cannot make it \(next.rawValue)")
+        }
+    }
+
+    /// Cancels a queued or running request; nil for an unknown id.
+    /// - Throws: `LedgerError.conflict` when it already finished.
+    public func cancel(id: String, now: Date) async throws -> InferenceRequest? {
+        try await transaction { statements in
+            guard let current = try await statements.locked(id: id) else { return nil }
+            _ = try Self.transition(.cancel, of: current, refusing: "cannot cancel \(id)")
+            return try await statements.requests("""
+                UPDATE requests
+                SET state = 'cancelled', finished_at = \(now.millisecondsSince1970), owner = NULL,
+                    failure_code = 'Cancelled', failure_reason = 'The request was cancelled.',
+                    exit_status = NULL, signal = NULL, http_status = NULL, evidence_tail = NULL
+                WHERE seq = \(current.seq)
+                RETURNING \(unescaped: Self.columns)
+                """).first
+        }
+    }
+
+    /// Sends a failed, expired or cancelled request back to the queue with fresh attempts and a
+    /// TTL counted from `now`; it keeps its place, arrival and attempt history.
+    /// - Throws: `LedgerError.conflict` when it is queued, running or succeeded.
+    public func retry(id: String, now: Date) async throws -> InferenceRequest? {
+        try await transaction { statements in
+            guard let current = try await statements.locked(id: id) else { return nil }
+            _ = try Self.transition(.retry, of: current, refusing: "cannot retry \(id)")
+            return try await statements.requests("""
+                UPDATE requests
+                SET state = 'queued', started_at = NULL, finished_at = NULL,
+                    expires_at = \(now.millisecondsSince1970) + ttl_seconds * 1000, attempts = 0,
+                    bytes_processed = 0, failure_code = NULL, failure_reason = NULL,
+                    exit_status = NULL, signal = NULL, http_status = NULL, evidence_tail = NULL,
+                    notified = false
+                WHERE seq = \(current.seq)
+                RETURNING \(unescaped: Self.columns)
+                """).first
+        }
+    }
+
+    private static func transition(_ event: RequestEvent, of request: InferenceRequest, refusing context: String) throws -> RequestState {
+        switch RequestLifecycle(maxAttempts: request.maxAttempts).apply(event, to: request.state, attempts: request.attempts) {
+        case .moveTo(let state): return state
+        case .refuse(let reason): throw LedgerError.conflict("\(context): \(reason)")
+        }
+    }
+}
