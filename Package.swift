@@ -66,7 +66,7 @@ let package = Package(
         .target(
             name: "SpoolDaemon",
             dependencies: [
-                "SpoolCore", "SpoolSystem", "SpoolLedger", "SpoolIntake", "SpoolExecutors", "CSpoolSystem",
+                "SpoolCore", "SpoolSystem", "SpoolLedger", "SpoolPostgres", "SpoolIntake", "SpoolExecutors", "CSpoolSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -17,16 +17,25 @@ public enum ConfigLoader {
     public static let builtinModels: Set<String> = ["echo", "sha256", "wc", "fail", "sleep"]
 
     /// Loads the configuration of the spool at `layout`, or the defaults when it has no `spool.toml`.
-    public static func load(layout: SpoolLayout) throws(ConfigError) -> SpoolConfig {
+    /// - Parameter environment: `SPOOL_LEDGER_URL`, when set, wins over `[ledger] url`.
+    public static func load(
+        layout: SpoolLayout, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigError) -> SpoolConfig {
         let path = layout.configPath
-        guard FileManager.default.fileExists(atPath: path) else { return SpoolConfig() }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigError(file: path, key: nil, reason: "cannot be read")
+        var config = SpoolConfig()
+        if FileManager.default.fileExists(atPath: path) {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ConfigError(file: path, key: nil, reason: "cannot be read")
+            }
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw ConfigError(file: path, key: nil, reason: "is not UTF-8 text")
+            }
+            config = try parse(text, file: path)
         }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw ConfigError(file: path, key: nil, reason: "is not UTF-8 text")
+        if let url = environment["SPOOL_LEDGER_URL"], !url.isEmpty {
+            config.ledgerURL = try Reader.ledgerURL(url, file: "SPOOL_LEDGER_URL")
         }
-        return try parse(text, file: path)
+        return config
     }
 
     public static func parse(_ text: String, file: String) throws(ConfigError) -> SpoolConfig {
@@ -103,6 +112,14 @@ public enum ConfigLoader {
             return t
         }
 
+        /// A PostgreSQL URL (the driver parses the rest when it connects).
+        static func ledgerURL(_ url: String, file: String) throws(ConfigError) -> String {
+            guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
+                throw ConfigError(file: file, key: "ledger.url", reason: "must be postgres://USER[:PASSWORD]@HOST[:PORT]/DB (or postgres://USER@/DB?host=/socket/folder)")
+            }
+            return url
+        }
+
         /// A folder inside the root, outside `.spool`.
         func directory(_ value: TOMLValue, _ key: String) throws(ConfigError) -> String {
             let s = try string(value, key)
@@ -117,8 +134,13 @@ public enum ConfigLoader {
         }
 
         mutating func config(_ root: TOMLTable) throws(ConfigError) -> SpoolConfig {
-            try checkKeys(root, allowed: ["endpoints", "spool", "http", "buckets"], at: "")
+            try checkKeys(root, allowed: ["endpoints", "spool", "http", "buckets", "ledger"], at: "")
             var config = SpoolConfig(endpoints: [])
+            if let value = root["ledger"] {
+                let t = try table(value, "ledger")
+                try checkKeys(t, allowed: ["url"], at: "ledger")
+                if let v = t["url"] { config.ledgerURL = try Self.ledgerURL(try string(v, "ledger.url"), file: file) }
+            }
             if let value = root["spool"] {
                 let t = try table(value, "spool")
                 try checkKeys(

@@ -166,6 +166,9 @@ public struct SpoolConfig: Sendable, Equatable {
     public var retainOutputs = false
     /// The HTTP API's settings (`[http]`).
     public var http = HTTPConfig()
+    /// Where the ledger is: nil for the embedded SQLite file (`.spool/ledger.sqlite`), or a
+    /// PostgreSQL URL (`[ledger] url`, or `SPOOL_LEDGER_URL`, which wins) shared by several hosts.
+    public var ledgerURL: String?
     /// S3 bucket names the HTTP API maps to folders (`[buckets]`: `name = "/path"`); relative
     /// paths are inside the root. Default: none.
     public var buckets: [String: String] = [:]

@@ -47,8 +47,18 @@ public final class OwnerLock: Sendable {
         return true
     }
 
-    /// A fresh owner name for this process: its pid and a unique suffix.
+    /// A fresh owner name for this process: its host, its pid and a unique suffix (hosts sharing
+    /// a root through PostgreSQL tell their owners apart, and a user reads where a request runs).
     public static func newOwnerName(ids: InferenceIDGenerator) -> String {
-        "\(getpid())-\(ids.next())"
+        "\(hostName)-\(getpid())-\(ids.next())"
     }
+
+    /// The host's name as an owner carries it: letters, digits, `-` and `_` (a dot separates the
+    /// owner in claim tokens), at most 40.
+    static let hostName: String = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let name = gethostname(&buffer, buffer.count - 1) == 0 ? String(cString: buffer) : "host"
+        let cleaned = String(name.prefix { $0 != "." }.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }.prefix(40))
+        return cleaned.isEmpty ? "host" : cleaned
+    }()
 }

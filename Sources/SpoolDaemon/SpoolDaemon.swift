@@ -31,8 +31,8 @@ public struct SpoolDaemon: Sendable {
     public init(
         layout: SpoolLayout, config: SpoolConfig, logger: Logger, observers: [any PublicationObserver] = [],
         notifierOptions: Notifier.Options = Notifier.Options()
-    ) throws {
-        let ledger = try SQLiteLedger(path: layout.ledgerPath)
+    ) async throws {
+        let ledger = try await LedgerStore.open(layout: layout, config: config, logger: logger)
         notifier = Notifier(layout: layout, config: config, ledger: ledger, logger: logger, options: notifierOptions)
         engine = try SpoolEngine(layout: layout, config: config, ledger: ledger, logger: logger, observers: [notifier] + observers)
         self.logger = logger

@@ -192,7 +192,7 @@ public struct LedgerURL: Sendable, Equatable, CustomStringConvertible {
     /// Where the server is, for messages: `host:port` or the socket's path.
     public var server: String { isSocket ? "\(host)/.s.PGSQL.\(port)" : "\(host):\(port)" }
 
-    public var description: String { "postgres://\(user)@\(server)/\(database)" }
+    public var description: String { isSocket ? "postgres://\(user)@/\(database)?host=\(host)" : "postgres://\(user)@\(host):\(port)/\(database)" }
 
     static func redacted(_ text: String) -> String {
         guard var components = URLComponents(string: text), components.password != nil else { return text }
@@ -228,7 +228,9 @@ public struct LedgerURL: Sendable, Equatable, CustomStringConvertible {
         guard let error = error as? PSQLError else { return "\(error)" }
         if let message = error.serverInfo?[.message] { return message }
         switch error.code {
-        case .connectionError: return "the server does not answer (\(error.underlying.map { "\($0)" } ?? "connection refused"))"
+        case .connectionError:
+            if let io = error.underlying as? IOError { return "the server does not answer: \(String(cString: strerror(io.errnoCode)))" }
+            return "the server does not answer: \(error.underlying.map { "\($0)" } ?? "connection refused")"
         case .authMechanismRequiresPassword: return "the server wants a password and the URL has none"
         default: return "\(error.code)"
         }

@@ -19,7 +19,7 @@ struct Cancel: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.loadConfig()
-        let ledger = try options.openLedger()
+        let ledger = try await options.openLedger()
         let before = try await ledger.request(id: id)
         let cancelled: InferenceRequest?
         do {
@@ -59,7 +59,7 @@ struct Retry: AsyncParsableCommand {
     var id: String
 
     func run() async throws {
-        let ledger = try options.openLedger()
+        let ledger = try await options.openLedger()
         let retried: InferenceRequest
         do {
             switch try await Retention.retry(id: id, layout: options.layout, ledger: ledger, now: Date()) {

@@ -24,7 +24,7 @@ struct GC: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let retention = Retention(layout: options.layout, ledger: try options.openLedger(), removeOutputs: true)
+        let retention = Retention(layout: options.layout, ledger: try await options.openLedger(), removeOutputs: true)
         let cutoff = Date().addingTimeInterval(-Age.parse(olderThan)!)
         let dryRun = self.dryRun
         let summary = try await retention.sweep(finishedBefore: cutoff, batchSize: 1000, dryRun: dryRun) { path in

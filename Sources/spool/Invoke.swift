@@ -69,7 +69,7 @@ struct Invoke: AsyncParsableCommand {
             }
         }
         defer { if input != STDIN_FILENO { close(input) } }
-        let ledger = try options.openLedger()
+        let ledger = try await options.openLedger()
         if let id = inferenceId, try await ledger.request(id: id) != nil {
             throw CLIError.usage("InferenceId \(id) is already used")
         }

@@ -26,32 +26,33 @@ struct RootOptions: ParsableArguments {
         }
     }
 
-    /// The ledger, to read: opened without touching its schema (a ledger that does not exist
-    /// yet is created, as the first write would).
-    func openReader() throws -> SQLiteLedger {
-        let path = layout.ledgerPath
-        guard FileManager.default.fileExists(atPath: path) else { return try openLedger() }
+    /// The ledger, to read: opened without touching its schema (a SQLite ledger that does not
+    /// exist yet is created, as the first write would).
+    func openReader() async throws -> any Ledger {
+        let config = try loadConfig()
+        if config.ledgerURL == nil, !FileManager.default.fileExists(atPath: layout.ledgerPath) { return try await openLedger() }
         do {
-            return try SQLiteLedger(path: path, migrating: false)
+            return try await LedgerStore.open(layout: layout, config: config, migrating: false, logger: Logger(label: "spool"))
         } catch {
-            throw CLIError.failure("cannot read the ledger at \(path): \(error)")
+            throw CLIError.failure("cannot read the ledger at \(LedgerStore.location(layout: layout, config: config)): \(error)")
         }
     }
 
     /// The ledger, read-write (the CLI records cancels and submissions too).
-    func openLedger() throws -> SQLiteLedger {
+    func openLedger() async throws -> any Ledger {
         let layout = self.layout
         guard FileManager.default.fileExists(atPath: layout.root) else {
             throw CLIError.usage("no spool root at \(layout.root) (create one with `spool init \(layout.root)`)")
         }
+        let config = try loadConfig()
         do {
-            return try SQLiteLedger(path: layout.ledgerPath)
+            return try await LedgerStore.open(layout: layout, config: config, logger: Logger(label: "spool"))
         } catch {
-            throw CLIError.failure("cannot open the ledger at \(layout.ledgerPath): \(error)")
+            throw CLIError.failure("cannot open the ledger at \(LedgerStore.location(layout: layout, config: config)): \(error)")
         }
     }
 
-    func publisher(ledger: SQLiteLedger, config: SpoolConfig) -> ResultPublisher {
+    func publisher(ledger: any Ledger, config: SpoolConfig) -> ResultPublisher {
         ResultPublisher(layout: layout, config: config, ledger: ledger, logger: Logger(label: "spool"))
     }
 }

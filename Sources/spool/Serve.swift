@@ -64,7 +64,7 @@ struct Serve: AsyncParsableCommand {
         }
         let daemon: SpoolDaemon
         do {
-            daemon = try SpoolDaemon(layout: options.layout, config: config, logger: logger)
+            daemon = try await SpoolDaemon(layout: options.layout, config: config, logger: logger)
         } catch {
             throw CLIError.failure("cannot start on \(options.layout.root): \(error)")
         }
@@ -92,7 +92,7 @@ struct Drain: AsyncParsableCommand {
         let config = try options.loadConfig()
         let daemon: SpoolDaemon
         do {
-            daemon = try SpoolDaemon(layout: options.layout, config: config, logger: logger)
+            daemon = try await SpoolDaemon(layout: options.layout, config: config, logger: logger)
         } catch {
             throw CLIError.failure("cannot start on \(options.layout.root): \(error)")
         }

@@ -24,7 +24,7 @@ struct Stats: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.loadConfig()
-        let ledger = try options.openReader()
+        let ledger = try await options.openReader()
         let collector = MetricsCollector(layout: options.layout, config: config, ledger: ledger)
         var snapshot = try await collector.snapshot()
         if let endpoint {

@@ -13,7 +13,7 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.loadConfig()
-        let ledger = try options.openReader()
+        let ledger = try await options.openReader()
         let publisher = options.publisher(ledger: ledger, config: config)
         if let id {
             guard let request = try await ledger.request(id: id) else { throw CLIError.usage("unknown inference id \(id)") }
@@ -93,7 +93,7 @@ struct List: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.loadConfig()
-        let ledger = try options.openReader()
+        let ledger = try await options.openReader()
         let publisher = options.publisher(ledger: ledger, config: config)
         let states = state.flatMap(RequestState.init(rawValue:)).map { [$0] }
         let requests = try await ledger.list(LedgerQuery(states: states, endpoint: endpoint, limit: limit))

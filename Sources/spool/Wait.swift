@@ -27,7 +27,7 @@ struct Wait: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.loadConfig()
-        let ledger = try options.openReader()
+        let ledger = try await options.openReader()
         let publisher = options.publisher(ledger: ledger, config: config)
         let deadline = timeout.map { ContinuousClock.now + .milliseconds(Int($0 * 1000)) }
         var finished: [String: InferenceRequest] = [:]
@@ -147,7 +147,7 @@ struct Cat: AsyncParsableCommand {
     var id: String
 
     func run() async throws {
-        let ledger = try options.openReader()
+        let ledger = try await options.openReader()
         guard let request = try await ledger.request(id: id) else { throw CLIError.usage("unknown inference id \(id)") }
         guard request.state == .succeeded else {
             var message = "request \(id) is \(request.state.rawValue)"

@@ -84,7 +84,7 @@ final class TestServer: Sendable {
         let config = try ConfigLoader.load(layout: layout)
         var logger = Logger(label: "spool-http-test")
         logger.logLevel = .warning
-        daemon = try SpoolDaemon(layout: layout, config: config, logger: logger)
+        daemon = try await SpoolDaemon(layout: layout, config: config, logger: logger)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let server = SpoolHTTPServer(engine: daemon.engine, address: ListenAddress(port: 0), logger: logger) { bound in
             continuation.yield(bound.port)

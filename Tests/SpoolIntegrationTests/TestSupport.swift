@@ -52,7 +52,8 @@ final class Child: @unchecked Sendable {
     /// - Parameters:
     ///   - user: run as this uid and gid (through `setpriv`), not as the test's user.
     ///   - launcher: a command that runs the binary (`prlimit --nofile=…`), with its arguments.
-    init(arguments: [String], stdin: String?, logPrefix: String, user: UInt32? = nil, launcher: [String] = []) throws {
+    ///   - environment: variables to set for it, beside the test's own.
+    init(arguments: [String], stdin: String?, logPrefix: String, user: UInt32? = nil, launcher: [String] = [], environment: [String: String] = [:]) throws {
         name = "spool " + arguments.joined(separator: " ")
         stdoutPath = logPrefix + ".stdout"
         stderrPath = logPrefix + ".stderr"
@@ -72,6 +73,7 @@ final class Child: @unchecked Sendable {
         process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
         process.standardError = FileHandle(forWritingAtPath: stderrPath)
         process.standardInput = stdin.flatMap(FileHandle.init(forReadingAtPath:)) ?? FileHandle.nullDevice
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         try process.run()
     }
 
@@ -149,16 +151,20 @@ final class SpoolRoot: @unchecked Sendable {
     var eventsPath: String { path + "/events.jsonl" }
 
     /// Starts `spool <subcommand> --root <root> <arguments>` without waiting for it.
-    func spawn(_ subcommand: String, _ arguments: [String] = [], stdin: String? = nil, withRoot: Bool = true) throws -> Child {
+    func spawn(
+        _ subcommand: String, _ arguments: [String] = [], stdin: String? = nil, withRoot: Bool = true, environment: [String: String] = [:]
+    ) throws -> Child {
         let child = try Child(
             arguments: [subcommand] + (withRoot ? ["--root", path] : []) + arguments, stdin: stdin,
-            logPrefix: "\(base)/\(subcommand)-\(children.count + 1)")
+            logPrefix: "\(base)/\(subcommand)-\(children.count + 1)", environment: environment)
         children.append(child)
         return child
     }
 
     /// Starts the daemon.
-    func serve(_ arguments: [String] = []) throws -> Child { try spawn("serve", arguments) }
+    func serve(_ arguments: [String] = [], environment: [String: String] = [:]) throws -> Child {
+        try spawn("serve", arguments, environment: environment)
+    }
 
     /// Starts the daemon through `launcher` (a command and its arguments, the binary after them).
     func serve(launcher: [String], _ arguments: [String] = []) throws -> Child {
@@ -186,14 +192,15 @@ final class SpoolRoot: @unchecked Sendable {
 
     /// Runs a CLI command to completion (bounded); `stdin` is written to a file and fed from it.
     func run(
-        _ subcommand: String, _ arguments: [String] = [], stdin: Data? = nil, withRoot: Bool = true, timeout: Duration = .seconds(60)
+        _ subcommand: String, _ arguments: [String] = [], stdin: Data? = nil, withRoot: Bool = true, timeout: Duration = .seconds(60),
+        environment: [String: String] = [:]
     ) async throws -> CommandResult {
         var input: String?
         if let stdin {
             input = "\(base)/stdin-\(children.count + 1)"
             try Files.write(input!, Array(stdin))
         }
-        let child = try spawn(subcommand, arguments, stdin: input, withRoot: withRoot)
+        let child = try spawn(subcommand, arguments, stdin: input, withRoot: withRoot, environment: environment)
         let status = try await child.waitForExit(timeout: timeout)
         return CommandResult(status: status, stdout: child.stdout, stderr: child.stderr)
     }

@@ -12,6 +12,7 @@ import Testing
         #expect(tcp.description == "postgres://spool@db.example:5433/queue", "no password in messages")
         let socket = try LedgerURL("postgres://spool@/queue?host=/run/postgresql")
         #expect(socket.host == "/run/postgresql" && socket.port == 5432 && socket.server == "/run/postgresql/.s.PGSQL.5432")
+        #expect(socket.description == "postgres://spool@/queue?host=/run/postgresql")
         for bad in ["mysql://u@h/db", "postgres://h/db", "postgres://u@h/", "postgres://u@/db", "not a url"] {
             #expect(throws: LedgerError.self, "\(bad)") { try LedgerURL(bad) }
         }
