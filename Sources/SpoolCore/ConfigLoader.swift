@@ -138,8 +138,9 @@ public enum ConfigLoader {
             var config = SpoolConfig(endpoints: [])
             if let value = root["ledger"] {
                 let t = try table(value, "ledger")
-                try checkKeys(t, allowed: ["url"], at: "ledger")
+                try checkKeys(t, allowed: ["url", "lease_seconds"], at: "ledger")
                 if let v = t["url"] { config.ledgerURL = try Self.ledgerURL(try string(v, "ledger.url"), file: file) }
+                if let v = t["lease_seconds"] { config.leaseSeconds = Int(try int(v, "ledger.lease_seconds", 2...3600)) }
             }
             if let value = root["spool"] {
                 let t = try table(value, "spool")

@@ -169,6 +169,9 @@ public struct SpoolConfig: Sendable, Equatable {
     /// Where the ledger is: nil for the embedded SQLite file (`.spool/ledger.sqlite`), or a
     /// PostgreSQL URL (`[ledger] url`, or `SPOOL_LEDGER_URL`, which wins) shared by several hosts.
     public var ledgerURL: String?
+    /// With PostgreSQL, how long a process's lease lasts unless renewed (`[ledger]
+    /// lease_seconds`, default 30): a process silent that long is taken over.
+    public var leaseSeconds = 30
     /// S3 bucket names the HTTP API maps to folders (`[buckets]`: `name = "/path"`); relative
     /// paths are inside the root. Default: none.
     public var buckets: [String: String] = [:]

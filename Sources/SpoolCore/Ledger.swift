@@ -108,6 +108,41 @@ public protocol Ledger: LedgerReader {
     func incrementCounter(_ name: String, endpoint: String, by amount: Int) async throws
 }
 
+/// A ledger that also keeps the liveness of the processes sharing it (PostgreSQL, whose hosts
+/// cannot see one another's lock files): each process holds a lease it renews, and a lapsed
+/// lease lets any live process take the owner's work over. Times come from the database's clock.
+///
+/// With such a ledger the engine finishes ledger-first (a process that lost its lease never
+/// publishes an output: its `finish` returns nil) and one process at a time, the publisher,
+/// writes events and sends notifications for the whole cluster.
+public protocol LeasingLedger: Ledger {
+    /// How long a lease lasts unless renewed.
+    var leaseDuration: Duration { get }
+
+    /// Takes or renews `owner`'s lease for `leaseDuration`. Returns whether the owner held a
+    /// lease that had not lapsed: false on the first call, and after a lapse (the owner's running
+    /// requests may have been taken over; its attempts' `finish` will say so).
+    @discardableResult
+    func renewLease(owner: String) async throws -> Bool
+
+    /// Ends `owner`'s lease (a graceful stop, once its requests went back to the queue).
+    func releaseLease(owner: String) async throws
+
+    /// The owners whose lease has not lapsed.
+    func liveOwners() async throws -> Set<String>
+
+    /// When `owner`'s lease has lapsed or it holds none: gives its running requests back to the
+    /// queue without using their attempt and ends its lease, in one transaction, and returns how
+    /// many. Nil, and nothing changed, when the owner is alive.
+    func rescue(owner: String) async throws -> Int?
+
+    /// Runs `body` while this process is the cluster's only publisher: waits for the role (held
+    /// by one process at a time, released when it dies) until `givenUp` says to stop waiting,
+    /// and cancels `body` if the role is lost. Returns when `body` returns, when waiting is given
+    /// up, or when the task is cancelled.
+    func asPublisher(givenUp: @escaping @Sendable () -> Bool, _ body: @escaping @Sendable () async throws -> Void) async throws
+}
+
 /// A request to record, for `Ledger.admit`.
 public struct Admission: Sendable {
     public var request: InferenceRequest

@@ -10,7 +10,7 @@ public enum LedgerStore {
     /// - Parameter migrating: false for readers, which never change the schema.
     public static func open(layout: SpoolLayout, config: SpoolConfig, migrating: Bool = true, logger: Logger) async throws -> any Ledger {
         if let url = config.ledgerURL {
-            return try await PostgresLedger.open(url: url, migrating: migrating, logger: logger)
+            return try await PostgresLedger.open(url: url, migrating: migrating, lease: .seconds(config.leaseSeconds), logger: logger)
         }
         return try SQLiteLedger(path: layout.ledgerPath, migrating: migrating)
     }

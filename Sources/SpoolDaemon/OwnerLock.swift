@@ -53,11 +53,13 @@ public final class OwnerLock: Sendable {
         "\(hostName)-\(getpid())-\(ids.next())"
     }
 
-    /// The host's name as an owner carries it: letters, digits, `-` and `_` (a dot separates the
-    /// owner in claim tokens), at most 40.
+    /// The host's name as an owner carries it (`SPOOL_HOST_ID` when set, else the host name up
+    /// to its first dot): letters, digits, `-` and `_` (a dot separates the owner in claim
+    /// tokens), at most 40.
     static let hostName: String = {
         var buffer = [CChar](repeating: 0, count: 256)
-        let name = gethostname(&buffer, buffer.count - 1) == 0 ? String(cString: buffer) : "host"
+        let name = ProcessInfo.processInfo.environment["SPOOL_HOST_ID"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (gethostname(&buffer, buffer.count - 1) == 0 ? String(cString: buffer) : "host")
         let cleaned = String(name.prefix { $0 != "." }.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }.prefix(40))
         return cleaned.isEmpty ? "host" : cleaned
     }()

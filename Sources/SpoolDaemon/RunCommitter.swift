@@ -23,25 +23,37 @@ struct FinishedRun: Sendable {
 /// records the previous batch in the ledger and publishes its markers and events. The order per
 /// request is the one docs/crash-safety.md argues for: output bytes durable → rename → folder
 /// durable → ledger → publication.
+///
+/// With a leasing ledger (`ledgerFirst`) the ledger comes before the rename: output bytes
+/// durable → ledger (fenced by owner: a process whose lease lapsed and whose request was taken
+/// over gets nil, and drops its output) → rename → folder durable. The cluster's publisher
+/// writes markers and events, and renames an output whose finisher died before it could.
 final class RunCommitter: Sendable {
     private let durable: BatchQueue<FinishedRun>
     private let recorded: BatchQueue<FinishedRun>
 
     /// - Parameter stopping: set at graceful shutdown; a ledger that keeps failing is then given
     ///   up on (the rows stay `running` for this owner, and the next start requeues them).
-    init(layout: SpoolLayout, ledger: any Ledger, publisher: ResultPublisher, owner: String, logger: Logger, stopping: AtomicFlag) {
+    init(
+        layout: SpoolLayout, ledger: any Ledger, publisher: ResultPublisher, owner: String, logger: Logger, stopping: AtomicFlag,
+        ledgerFirst: Bool = false
+    ) {
         let newest = publisher.newest
         let publishing = BlockingLane("spool.publish")
+        let lane = BlockingLane("spool.commit")
         let recorded = BatchQueue<FinishedRun> { [ledger, publisher, owner, logger] batch in
-            await Self.record(batch, ledger: ledger, publisher: publisher, owner: owner, logger: logger, lane: publishing, stopping: stopping)
+            if ledgerFirst {
+                await Self.recordFirst(batch, ledger: ledger, owner: owner, logger: logger, lane: lane, layout: layout, newest: newest, stopping: stopping)
+            } else {
+                await Self.record(batch, ledger: ledger, publisher: publisher, owner: owner, logger: logger, lane: publishing, stopping: stopping)
+            }
         }
         self.recorded = recorded
-        let lane = BlockingLane("spool.commit")
         durable = BatchQueue<FinishedRun> { [layout, newest] batch in
             let results = await lane.run {
                 var results = batch.map(\.result)
                 Self.syncOutputs(batch, &results)
-                Self.publishOutputs(batch, &results, layout: layout, newest: newest)
+                if !ledgerFirst { Self.publishOutputs(batch, &results, layout: layout, newest: newest) }
                 return results
             }
             for (run, result) in zip(batch, results) {
@@ -85,6 +97,44 @@ final class RunCommitter: Sendable {
             }
         }
         await publisher.publish(finishedRows, on: lane)
+    }
+
+    /// Ledger first: records the batch (fenced by owner), then renames the outputs of the
+    /// requests the ledger now shows succeeded, and drops the others' (a request taken over, or
+    /// one whose output could not be made durable).
+    private static func recordFirst(
+        _ batch: [FinishedRun], ledger: any Ledger, owner: String, logger: Logger, lane: BlockingLane, layout: SpoolLayout,
+        newest: NewestResults, stopping: AtomicFlag
+    ) async {
+        let attempts = batch.map { FinishedAttempt(id: $0.request.id, result: $0.result) }
+        guard let finished = await persistently("recording \(batch.count) finished requests", logger: logger, giveUp: stopping.load, {
+            try await ledger.finish(attempts, owner: owner, now: Date())
+        }) else {
+            for run in batch { _ = unlink(run.partial) }
+            return
+        }
+        var placing: [FinishedRun] = []
+        for (run, row) in zip(batch, finished) {
+            if let row, row.state == .succeeded {
+                placing.append(run)
+            } else {
+                if row == nil { logger.notice("an attempt finished after its request was taken over; its output is dropped", metadata: ["spool.request.id": "\(run.request.id)"]) }
+                _ = unlink(run.partial)
+            }
+        }
+        guard !placing.isEmpty else { return }
+        let failures = await lane.run { [placing] in
+            var results = placing.map(\.result)
+            Self.publishOutputs(placing, &results, layout: layout, newest: newest)
+            return zip(placing, results).compactMap { run, result -> String? in
+                if case .failed(let failure) = result { return "\(run.request.id): \(failure.reason)" }
+                return nil
+            }
+        }
+        for failure in failures {
+            // The ledger says succeeded: the publisher renames a partial left behind, or reports the output missing.
+            logger.error("a succeeded request's output could not be put in place", metadata: ["spool.error": "\(failure)"])
+        }
     }
 
     /// Makes the outputs' bytes durable, waiting for Spool's own data only: writeback of every

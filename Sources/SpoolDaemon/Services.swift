@@ -105,3 +105,60 @@ struct StoppingNotice: Service {
         engine.stopping.set()
     }
 }
+
+/// Keeps this process's lease (a leasing ledger) renewed, six times per lease, until the
+/// workers have stopped: it is the first service of the group, so graceful shutdown reaches it
+/// last. A renewal that finds the lease lapsed is logged; the attempts this process was running
+/// then find, at `finish`, whether their requests were taken over.
+struct LeaseService: Service {
+    let engine: SpoolEngine
+    let leasing: any LeasingLedger
+
+    func run() async throws {
+        let interval = max(leasing.leaseDuration / 6, .milliseconds(200))
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            if Task.isCancelled || Task.isShuttingDownGracefully { return }
+            do {
+                if try await !leasing.renewLease(owner: engine.owner) {
+                    engine.logger.warning("this process's lease had lapsed; requests it was running may have been taken over", metadata: [
+                        "spool.owner": "\(engine.owner)",
+                    ])
+                }
+            } catch {
+                engine.logger.error("could not renew the lease", metadata: ["spool.error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// With a leasing ledger, the one process of the cluster that publishes: it waits for the
+/// publisher role, then writes the markers and events of every finished request, sends their
+/// notifications, and puts in place the outputs of finishers that died before they could.
+/// Another process takes the role over when this one dies.
+struct PublisherService: Service {
+    let engine: SpoolEngine
+    let leasing: any LeasingLedger
+    var interval: Duration = .milliseconds(100)
+
+    func run() async throws {
+        let stopping = AtomicFlag()
+        await withGracefulShutdownHandler {
+            do {
+                try await leasing.asPublisher(givenUp: stopping.load) { [engine, interval] in
+                    engine.logger.info("publishing for the cluster", metadata: ["spool.owner": "\(engine.owner)"])
+                    while !stopping.load() {
+                        await engine.publishFinished()
+                        try? await Task.sleep(for: interval)
+                    }
+                    // A last round for what the workers finished before they stopped.
+                    await engine.publishFinished()
+                }
+            } catch {
+                engine.logger.error("the publisher stopped", metadata: ["spool.error": "\(error)"])
+            }
+        } onGracefulShutdown: {
+            stopping.set()
+        }
+    }
+}

@@ -47,6 +47,8 @@ public struct SpoolDaemon: Sendable {
     ///   are shut down after the workers, and the engine says it is stopping from the start of
     ///   graceful shutdown on.
     public func serve(options: Options, services: [ServiceGroupConfiguration.ServiceConfiguration] = [], signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
+        // With leases, this process is alive once its lease is taken: before it claims anything.
+        if let leasing = engine.leasing { try await leasing.renewLease(owner: engine.owner) }
         await engine.recover(settleSeconds: 0)
         engine.warmUp()
         try await engine.startExecutors()
@@ -67,11 +69,20 @@ public struct SpoolDaemon: Sendable {
         // Shut down in reverse order: the notifier and the status file last, after the workers
         // have published what they finished.
         // The first service told of graceful shutdown marks the engine stopping.
+        // With leases: the lease is renewed until everything else has stopped, and the
+        // publisher stops after the workers (its last round publishes what they finished).
+        let leaseServices: [ServiceGroupConfiguration.ServiceConfiguration] = engine.leasing.map {
+            [.init(service: LeaseService(engine: engine, leasing: $0), serviceName: "lease")]
+        } ?? []
+        let publisherServices: [ServiceGroupConfiguration.ServiceConfiguration] = engine.leasing.map {
+            [.init(service: PublisherService(engine: engine, leasing: $0), serviceName: "publisher")]
+        } ?? []
+        var all = leaseServices
+        all.append(.init(service: notifier, serviceName: "notifier"))
+        all += publisherServices
+        all.append(.init(service: DaemonStatusService(engine: engine, interval: .seconds(2)), serviceName: "status"))
         var configuration = ServiceGroupConfiguration(
-            services: [
-                .init(service: notifier, serviceName: "notifier"),
-                .init(service: DaemonStatusService(engine: engine, interval: .seconds(2)), serviceName: "status"),
-            ] + services + [
+            services: all + services + [
                 .init(service: WorkerPoolService(engine: engine), serviceName: "workers"),
                 .init(service: MaintenanceService(engine: engine, interval: .seconds(5)), serviceName: "maintenance"),
                 .init(service: IntakeService(engine: engine, source: source), serviceName: "intake"),
@@ -95,10 +106,12 @@ public struct SpoolDaemon: Sendable {
             try await group.run()
         } catch {
             _ = try? await engine.ledger.requeue(owner: engine.owner)
+            _ = try? await engine.leasing?.releaseLease(owner: engine.owner)
             await engine.shutdownExecutors()
             throw error
         }
         try await engine.ledger.requeue(owner: engine.owner)
+        try? await engine.leasing?.releaseLease(owner: engine.owner)
         await engine.shutdownExecutors()
         await engine.publisher.flush()
     }
@@ -108,8 +121,34 @@ public struct SpoolDaemon: Sendable {
     /// those and the ones it ran: the caller's exit status is 0 when all succeeded.
     public func drain() async throws -> [InferenceRequest] {
         let notifying = Task { [notifier] in try? await notifier.run() }
+        // With leases: the lease held throughout, and a publisher that runs until what this
+        // drain handled is published (by it, or by the process that holds the role).
+        let published = AtomicFlag()
+        var leaseRenewal: Task<Void, Never>?
+        var publishing: Task<Void, Never>?
+        if let leasing = engine.leasing {
+            try await leasing.renewLease(owner: engine.owner)
+            leaseRenewal = Task { [engine] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: max(leasing.leaseDuration / 6, .milliseconds(200)))
+                    _ = try? await leasing.renewLease(owner: engine.owner)
+                }
+            }
+            publishing = Task { [engine] in
+                try? await leasing.asPublisher(givenUp: { published.load() }) {
+                    while !published.load() {
+                        await engine.publishFinished()
+                        try? await Task.sleep(for: .milliseconds(100))
+                    }
+                    await engine.publishFinished()
+                }
+            }
+        }
         defer {
             notifying.cancel()
+            published.set()
+            publishing?.cancel()
+            leaseRenewal?.cancel()
             DaemonStatus.remove(for: engine)
         }
         await engine.recover(settleSeconds: 0)
@@ -151,6 +190,20 @@ public struct SpoolDaemon: Sendable {
         }
         let results = engine.handledIDs.compactMap { finished[$0] }
         await engine.shutdownExecutors()
+        if let leasing = engine.leasing {
+            // Published by whichever process is the publisher; bounded.
+            let deadline = ContinuousClock.now + .seconds(60)
+            var waiting = Set(results.map(\.id))
+            while !waiting.isEmpty && ContinuousClock.now < deadline {
+                for id in waiting where (try? await engine.ledger.request(id: id))?.notified ?? true { waiting.remove(id) }
+                if !waiting.isEmpty { try? await Task.sleep(for: .milliseconds(100)) }
+            }
+            if !waiting.isEmpty { logger.error("finished requests still unpublished at exit", metadata: ["spool.count": "\(waiting.count)"]) }
+            published.set()
+            await publishing?.value
+            leaseRenewal?.cancel()
+            try? await leasing.releaseLease(owner: engine.owner)
+        }
         await engine.publisher.flush()
         await engine.recover(settleSeconds: 0)
         // Deliver pending hooks and webhooks (bounded by the notifier's flush timeout).

@@ -98,7 +98,7 @@ extension SpoolEngine {
             }
             noteHandled(request.id)
             if request.state.isTerminal {
-                await publisher.publish(request)
+                if publishesOwnResults { await publisher.publish(request) }
             } else {
                 logger.debug("request queued", metadata: ["spool.request.id": "\(request.id)", "spool.endpoint": "\(request.endpoint)"])
                 wake(request.endpoint)

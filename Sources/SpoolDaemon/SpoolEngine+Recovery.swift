@@ -3,6 +3,10 @@ import Logging
 import SpoolCore
 import SpoolExecutors
 import SpoolIntake
+import SpoolSystem
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension SpoolEngine {
     /// Repairs what a crash of any process sharing this root left behind. Runs before the services
@@ -15,28 +19,34 @@ extension SpoolEngine {
     /// 3. Copies of submitted payloads a dead process had not claimed yet are removed.
     /// 4. Finished requests whose marker, payload removal or event was not done are published.
     public func recover(settleSeconds: TimeInterval = 5) async {
-        stopLeftoverModels()
+        let isAlive = await liveness()
+        stopLeftoverModels(isAlive: isAlive)
         do {
-            for dead in try await ledger.runningOwners() where dead != owner && !OwnerLock.isAlive(layout: layout, owner: dead) {
-                let count = try await ledger.requeue(owner: dead)
+            for dead in try await ledger.runningOwners() where dead != owner && !isAlive(dead) {
+                // With leases, the rescue checks the lapse again in its own transaction: an owner
+                // that renewed meanwhile keeps its requests.
+                let count: Int? = if let leasing { try await leasing.rescue(owner: dead) } else { try await ledger.requeue(owner: dead) }
+                guard let count else { continue }
                 logger.notice("requeued requests of a stopped process", metadata: ["spool.owner": "\(dead)", "spool.count": "\(count)"])
                 config.endpoints.forEach { wake($0.name) }
             }
         } catch {
             logger.error("could not rescue running requests", metadata: ["spool.error": "\(error)"])
         }
-        await recordOrphanedClaims()
-        removeStaleSubmissions()
-        await publishUnnotified(settleSeconds: settleSeconds)
+        await recordOrphanedClaims(isAlive: isAlive)
+        removeStaleSubmissions(isAlive: isAlive)
+        if publishesOwnResults { await publishUnnotified(settleSeconds: settleSeconds) }
         publisher.trash.emptyIfDue()
     }
 
     /// Kills the models (command processes, model servers) that dead owners left running, so
-    /// they do not run beside the attempts that retry their requests.
-    func stopLeftoverModels() {
+    /// they do not run beside the attempts that retry their requests. Only this host's: another
+    /// host's processes are not ours to signal.
+    func stopLeftoverModels(isAlive: (String) -> Bool) {
         let directory = layout.path(SpoolLayout.groupsDirectory)
         guard let owners = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
-        for dead in owners where dead != owner && !OwnerLock.isAlive(layout: layout, owner: dead) {
+        let local = OwnerLock.hostName + "-"
+        for dead in owners where dead != owner && (leasing == nil || dead.hasPrefix(local)) && !isAlive(dead) {
             let killed = ProcessGroupRecord(directory: "\(directory)/\(dead)").killLeftovers()
             if killed > 0 {
                 logger.notice("stopped models left running by a stopped process", metadata: ["spool.owner": "\(dead)", "spool.count": "\(killed)"])
@@ -44,15 +54,15 @@ extension SpoolEngine {
         }
     }
 
-    func recordOrphanedClaims() async {
+    func recordOrphanedClaims(isAlive: (String) -> Bool) async {
         var alive: [String: Bool] = [owner: true]
         for endpoint in config.endpoints {
             let tokens = claimer.claimTokens(endpoint: endpoint.name).filter { token in
                 guard let claimOwner = PayloadClaimer.owner(ofToken: token) else { return true }
                 if let known = alive[claimOwner] { return !known }
-                let isAlive = OwnerLock.isAlive(layout: layout, owner: claimOwner)
-                alive[claimOwner] = isAlive
-                return !isAlive
+                let living = isAlive(claimOwner)
+                alive[claimOwner] = living
+                return !living
             }
             guard !tokens.isEmpty else { continue }
             do {
@@ -82,5 +92,59 @@ extension SpoolEngine {
         } catch {
             logger.error("could not publish finished requests", metadata: ["spool.error": "\(error)"])
         }
+    }
+}
+
+extension SpoolEngine {
+    /// How long the publisher leaves a succeeded request's output to its finisher, which renames
+    /// it right after the ledger says succeeded; after that the finisher is taken for dead and
+    /// the publisher renames the output itself.
+    static let placementGrace: TimeInterval = 10
+
+    /// The publisher's round (leasing ledgers): publishes every finished request not yet
+    /// published, oldest first — but a success only once its output is in place.
+    public func publishFinished() async {
+        do {
+            let pending = try await ledger.unnotified(limit: 1000)
+            guard !pending.isEmpty else { return }
+            let partialFolder = layout.path(SpoolLayout.partialDirectory)
+            let partials = ((try? FileManager.default.contentsOfDirectory(atPath: partialFolder)) ?? []).filter { $0.hasSuffix(".out") }
+            let logged = publisher.recentlyLoggedIDs()
+            let cutoff = Date().addingTimeInterval(-Self.placementGrace)
+            for request in pending {
+                if request.state == .succeeded {
+                    let left = partials.filter { $0.hasPrefix(request.claimToken + ".") }
+                    if !left.isEmpty {
+                        guard (request.finishedAt ?? .distantPast) < cutoff else { continue }
+                        placeLeftOutput(request, candidates: left.map { "\(partialFolder)/\($0)" })
+                    }
+                }
+                await publisher.publish(request, eventAlreadyLogged: logged.contains(request.id))
+            }
+        } catch {
+            logger.error("could not publish finished requests", metadata: ["spool.error": "\(error)"])
+        }
+    }
+
+    /// Renames the newest of the partial outputs a dead finisher left for `request` into place,
+    /// and removes the rest.
+    private func placeLeftOutput(_ request: InferenceRequest, candidates: [String]) {
+        func modified(_ path: String) -> Int {
+            var info = stat()
+            return stat(path, &info) == 0 ? info.st_mtim.tv_sec * 1_000_000_000 + info.st_mtim.tv_nsec : 0
+        }
+        let sorted = candidates.sorted { modified($0) > modified($1) }
+        guard let newest = sorted.first else { return }
+        let destination = layout.path(request.outputLocation)
+        do {
+            try SystemCalls.makeDirectories((destination as NSString).deletingLastPathComponent)
+            try SystemCalls.rename(newest, destination)
+            try SystemCalls.fsyncDirectory((destination as NSString).deletingLastPathComponent)
+            try SystemCalls.unlinkIfPresent(layout.path(request.failureLocation))
+            logger.notice("put in place the output of a request whose finisher stopped", metadata: ["spool.request.id": "\(request.id)"])
+        } catch {
+            logger.error("could not put a left output in place", metadata: ["spool.request.id": "\(request.id)", "spool.error": "\(error)"])
+        }
+        for other in sorted.dropFirst() { _ = unlink(other) }
     }
 }

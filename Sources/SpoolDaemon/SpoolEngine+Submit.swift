@@ -116,7 +116,7 @@ extension SpoolEngine {
 
     /// Removes the temporary files of submissions whose process died before it claimed them
     /// (`kill -9` during a copy): they are in no claim and no ledger row.
-    func removeStaleSubmissions() {
+    func removeStaleSubmissions(isAlive: (String) -> Bool) {
         let directory = layout.path(SpoolLayout.partialDirectory)
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
         var alive: [String: Bool] = [owner: true]
@@ -124,9 +124,9 @@ extension SpoolEngine {
             let stem = name.dropLast(Self.submitSuffix.count)
             guard let dot = stem.lastIndex(of: ".") else { continue }
             let fileOwner = String(stem[stem.index(after: dot)...])
-            let isAlive = alive[fileOwner] ?? OwnerLock.isAlive(layout: layout, owner: fileOwner)
-            alive[fileOwner] = isAlive
-            if !isAlive {
+            let living = alive[fileOwner] ?? isAlive(fileOwner)
+            alive[fileOwner] = living
+            if !living {
                 _ = unlink(directory + "/" + name)
                 logger.notice("removed a payload copy left by a stopped process", metadata: ["spool.file": "\(name)"])
             }

@@ -39,7 +39,7 @@ extension SpoolEngine {
                 try? await Task.sleep(for: .seconds(1))
                 continue
             }
-            for expired in claim.expired { await publisher.publish(expired) }
+            if publishesOwnResults { for expired in claim.expired { await publisher.publish(expired) } }
             guard !claim.batch.isEmpty else {
                 publisher.trash.emptyIfDue()
                 if untilIdle { return }
@@ -78,7 +78,7 @@ extension SpoolEngine {
     /// Runs one claimed request and hands its outcome to the group commit.
     func run(_ request: InferenceRequest, endpoint: EndpointConfig, executor: any ModelExecutor) async {
         noteHandled(request.id)
-        let partial = layout.path("\(SpoolLayout.partialDirectory)/\(request.claimToken).out")
+        let partial = partialPath(for: request)
         let output: Int32
         do {
             output = try publisher.trash.recycle(to: partial) ?? SystemCalls.open(partial, O_WRONLY | O_CREAT | O_TRUNC)

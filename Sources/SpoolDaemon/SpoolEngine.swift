@@ -31,6 +31,34 @@ public final class SpoolEngine: Sendable {
     let handled = Mutex<(ids: [String], seen: Set<String>)>(([], []))
 
     public var owner: String { ownerLock.owner }
+
+    /// The ledger when it keeps liveness itself (PostgreSQL): leases instead of lock files,
+    /// ledger-first finishing, and one publisher for the cluster.
+    public var leasing: (any LeasingLedger)? { ledger as? any LeasingLedger }
+
+    /// Whether this process publishes (markers, events, notifications) what it finishes itself;
+    /// with a leasing ledger, the publisher does (`PublisherService`).
+    public var publishesOwnResults: Bool { leasing == nil }
+
+    /// Which owners are alive, as of now: by their lease with a leasing ledger, else by their
+    /// lock file. With a lease list that cannot be read, everyone counts as alive (nothing is
+    /// taken over on a guess).
+    func liveness() async -> @Sendable (String) -> Bool {
+        guard let leasing else {
+            let layout = self.layout
+            return { OwnerLock.isAlive(layout: layout, owner: $0) }
+        }
+        guard let live = try? await leasing.liveOwners() else { return { _ in true } }
+        let me = owner
+        return { $0 == me || live.contains($0) }
+    }
+
+    /// Where an attempt writes its output before it is published: one per attempt and owner
+    /// with a leasing ledger (a process that lost its lease may still be writing its own).
+    func partialPath(for request: InferenceRequest) -> String {
+        let name = leasing == nil ? "\(request.claimToken).out" : "\(request.claimToken).\(owner).out"
+        return layout.path("\(SpoolLayout.partialDirectory)/\(name)")
+    }
     /// Where this process writes down its models' process groups (see `ProcessGroupRecord`).
     public var processGroupsDirectory: String { layout.path("\(SpoolLayout.groupsDirectory)/\(ownerLock.owner)") }
 
@@ -72,7 +100,8 @@ public final class SpoolEngine: Sendable {
         let stopping = AtomicFlag()
         self.stopping = stopping
         commits = RunCommitter(
-            layout: layout, ledger: ledger, publisher: publisher, owner: ownerLock.owner, logger: logger, stopping: stopping)
+            layout: layout, ledger: ledger, publisher: publisher, owner: ownerLock.owner, logger: logger, stopping: stopping,
+            ledgerFirst: ledger is any LeasingLedger)
         let submitting = BlockingLane("spool.submit")
         let engine = WeakReference<SpoolEngine>()
         submissions = BatchQueue(limit: 256) { batch in await engine.value?.commitSubmissions(batch, lane: submitting) }

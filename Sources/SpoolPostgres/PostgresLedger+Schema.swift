@@ -9,7 +9,7 @@ extension PostgresLedger {
     /// The schema keeps SQLite's invariants: `CHECK`s on the state, the failure code, and on which
     /// columns each state fills (`finished_at` for finished requests, `owner` for running ones,
     /// `failure_code` for those that did not succeed).
-    static let migrations: [[String]] = [v1]
+    static let migrations: [[String]] = [v1, v2]
 
     /// Queue counts without a hot row: a trigger appends each change of a request's endpoint or
     /// state to `queue_count_deltas` (inserts never wait for one another, where an `UPDATE` of one
@@ -112,6 +112,17 @@ extension PostgresLedger {
         """
         CREATE TRIGGER requests_count AFTER INSERT OR DELETE OR UPDATE OF state, endpoint ON requests
             FOR EACH ROW EXECUTE FUNCTION spool_count_requests()
+        """,
+    ]
+
+    /// Leases: each process's liveness, by the database's clock (see `LeasingLedger`).
+    private static let v2 = [
+        """
+        CREATE TABLE leases (
+            owner TEXT PRIMARY KEY,
+            acquired_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+            expires_at TIMESTAMPTZ NOT NULL
+        )
         """,
     ]
 

@@ -17,6 +17,8 @@ import Synchronization
 public final class PostgresLedger: Ledger, Sendable {
     let client: PostgresClient
     let logger: Logger
+    /// How long a process's lease lasts unless renewed.
+    let leaseLength: Duration
     private let running: Task<Void, Never>
     /// When queue counts were last folded (see `foldCounts`), in milliseconds since 1970.
     private let lastFold = Mutex<Int64>(0)
@@ -25,10 +27,13 @@ public final class PostgresLedger: Ledger, Sendable {
     ///
     /// - Throws: `LedgerError.storage(.unavailable, …)` naming the host, the database and the
     ///   reason when the server cannot be reached or refuses the connection.
-    public static func open(url: String, migrating: Bool = true, logger: Logger = Logger(label: "spool.ledger")) async throws -> PostgresLedger {
+    /// - Parameter lease: how long a process's lease lasts unless renewed (default 30 s).
+    public static func open(
+        url: String, migrating: Bool = true, lease: Duration = .seconds(30), logger: Logger = Logger(label: "spool.ledger")
+    ) async throws -> PostgresLedger {
         let location = try LedgerURL(url)
         try await location.probe(logger: logger)
-        let ledger = PostgresLedger(location: location, logger: logger)
+        let ledger = PostgresLedger(location: location, lease: lease, logger: logger)
         if migrating {
             try await ledger.migrate()
         } else {
@@ -37,7 +42,8 @@ public final class PostgresLedger: Ledger, Sendable {
         return ledger
     }
 
-    private init(location: LedgerURL, logger: Logger) {
+    private init(location: LedgerURL, lease: Duration, logger: Logger) {
+        leaseLength = lease
         var configuration = location.clientConfiguration
         configuration.options.maximumConnections = 8
         configuration.options.additionalStartupParameters = [("application_name", "spool")]

@@ -28,9 +28,10 @@ struct Cancel: AsyncParsableCommand {
             throw CLIError.failure(reason)
         }
         guard let cancelled else { throw CLIError.usage("unknown inference id \(id)") }
-        if before?.state == .queued {
+        if before?.state == .queued, config.ledgerURL == nil {
             // Nobody runs it: its marker and event are ours to write. A running request's
-            // worker notices the cancel within a second, stops the model and writes them.
+            // worker notices the cancel within a second, stops the model and writes them. With
+            // PostgreSQL the cluster's publisher writes them.
             let publisher = options.publisher(ledger: ledger, config: config)
             await publisher.publish(cancelled)
             await publisher.flush()
