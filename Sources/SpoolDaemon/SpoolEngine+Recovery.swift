@@ -112,12 +112,16 @@ extension SpoolEngine {
             let logged = publisher.recentlyLoggedIDs()
             let cutoff = Date().addingTimeInterval(-Self.placementGrace)
             for request in pending {
-                if request.state == .succeeded {
-                    let left = partials.filter { $0.hasPrefix(request.claimToken + ".") }
-                    if !left.isEmpty {
-                        guard (request.finishedAt ?? .distantPast) < cutoff else { continue }
-                        placeLeftOutput(request, candidates: left.map { "\(partialFolder)/\($0)" })
-                    }
+                let left = partials.filter { $0.hasPrefix(request.claimToken + ".") }
+                if request.state == .succeeded, let finisher = left.first(where: { $0.hasSuffix(Self.partialSuffix(request)) }) {
+                    // The finishing attempt's output is not in place yet: its finisher renames it
+                    // any moment, or died before it could.
+                    guard (request.finishedAt ?? .distantPast) < cutoff else { continue }
+                    placeLeftOutput(request, from: "\(partialFolder)/\(finisher)")
+                }
+                // Attempts taken over leave theirs behind when they die before dropping it.
+                for stale in left where !stale.hasSuffix(Self.partialSuffix(request)) || request.state != .succeeded {
+                    _ = unlink("\(partialFolder)/\(stale)")
                 }
                 await publisher.publish(request, eventAlreadyLogged: logged.contains(request.id))
             }
@@ -126,25 +130,17 @@ extension SpoolEngine {
         }
     }
 
-    /// Renames the newest of the partial outputs a dead finisher left for `request` into place,
-    /// and removes the rest.
-    private func placeLeftOutput(_ request: InferenceRequest, candidates: [String]) {
-        func modified(_ path: String) -> Int {
-            var info = stat()
-            return stat(path, &info) == 0 ? info.st_mtim.tv_sec * 1_000_000_000 + info.st_mtim.tv_nsec : 0
-        }
-        let sorted = candidates.sorted { modified($0) > modified($1) }
-        guard let newest = sorted.first else { return }
+    /// Renames the output a dead finisher left for `request` into place.
+    private func placeLeftOutput(_ request: InferenceRequest, from partial: String) {
         let destination = layout.path(request.outputLocation)
         do {
             try SystemCalls.makeDirectories((destination as NSString).deletingLastPathComponent)
-            try SystemCalls.rename(newest, destination)
+            try SystemCalls.rename(partial, destination)
             try SystemCalls.fsyncDirectory((destination as NSString).deletingLastPathComponent)
             try SystemCalls.unlinkIfPresent(layout.path(request.failureLocation))
             logger.notice("put in place the output of a request whose finisher stopped", metadata: ["spool.request.id": "\(request.id)"])
         } catch {
             logger.error("could not put a left output in place", metadata: ["spool.request.id": "\(request.id)", "spool.error": "\(error)"])
         }
-        for other in sorted.dropFirst() { _ = unlink(other) }
     }
 }

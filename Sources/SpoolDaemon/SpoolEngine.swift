@@ -53,11 +53,21 @@ public final class SpoolEngine: Sendable {
         return { $0 == me || live.contains($0) }
     }
 
-    /// Where an attempt writes its output before it is published: one per attempt and owner
-    /// with a leasing ledger (a process that lost its lease may still be writing its own).
+    /// Where an attempt writes its output before it is published. With a leasing ledger, one per
+    /// attempt, named by its owner and its start (a process that lost its lease may still be
+    /// writing its own, and the publisher tells the finisher's by the start the ledger keeps).
     func partialPath(for request: InferenceRequest) -> String {
-        let name = leasing == nil ? "\(request.claimToken).out" : "\(request.claimToken).\(owner).out"
+        let name = leasing == nil ? "\(request.claimToken).out" : Self.partialName(request, owner: owner)
         return layout.path("\(SpoolLayout.partialDirectory)/\(name)")
+    }
+
+    static func partialName(_ request: InferenceRequest, owner: String) -> String {
+        "\(request.claimToken).\(owner)\(partialSuffix(request))"
+    }
+
+    /// The end of the partial output's name of `request`'s current (or last) attempt.
+    static func partialSuffix(_ request: InferenceRequest) -> String {
+        ".\(request.startedAt?.millisecondsSince1970 ?? 0).out"
     }
     /// Where this process writes down its models' process groups (see `ProcessGroupRecord`).
     public var processGroupsDirectory: String { layout.path("\(SpoolLayout.groupsDirectory)/\(ownerLock.owner)") }
