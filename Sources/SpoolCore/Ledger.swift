@@ -138,9 +138,17 @@ public protocol LeasingLedger: Ledger {
 
     /// Runs `body` while this process is the cluster's only publisher: waits for the role (held
     /// by one process at a time, released when it dies) until `givenUp` says to stop waiting,
-    /// and cancels `body` if the role is lost. Returns when `body` returns, when waiting is given
-    /// up, or when the task is cancelled.
-    func asPublisher(givenUp: @escaping @Sendable () -> Bool, _ body: @escaping @Sendable () async throws -> Void) async throws
+    /// and cancels `body` if the role is lost. `body` gets a check to call before each thing it
+    /// publishes: false once the role may have passed to another process. Returns when `body`
+    /// returns, when waiting is given up, or when the task is cancelled.
+    func asPublisher(
+        givenUp: @escaping @Sendable () -> Bool, _ body: @escaping @Sendable (_ holding: @escaping @Sendable () -> Bool) async throws -> Void
+    ) async throws
+
+    /// Calls `queued` with the endpoint whenever any process of the cluster queues requests
+    /// (at most once per endpoint per 100 ms), until the task is cancelled; a lost connection is
+    /// listened on again. Idle workers poll all the same: this only wakes them sooner.
+    func listenForQueued(_ queued: @escaping @Sendable (String) -> Void) async
 }
 
 /// A request to record, for `Ledger.admit`.

@@ -115,6 +115,15 @@ final class RunCommitter: Sendable {
         }
         var placing: [FinishedRun] = []
         for (run, row) in zip(batch, finished) {
+            var row = row
+            if row == nil, case .succeeded = run.result {
+                // A connection lost as the commit went through makes a retried `finish` find the
+                // request no longer running: it is ours if it succeeded with our attempt's start.
+                if let current = try? await ledger.request(id: run.request.id), current.state == .succeeded,
+                   current.startedAt == run.request.startedAt {
+                    row = current
+                }
+            }
             if let row, row.state == .succeeded {
                 placing.append(run)
             } else {

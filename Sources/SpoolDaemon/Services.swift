@@ -145,20 +145,33 @@ struct PublisherService: Service {
         let stopping = AtomicFlag()
         await withGracefulShutdownHandler {
             do {
-                try await leasing.asPublisher(givenUp: stopping.load) { [engine, interval] in
+                try await leasing.asPublisher(givenUp: stopping.load) { [engine, interval] holding in
                     engine.logger.info("publishing for the cluster", metadata: ["spool.owner": "\(engine.owner)"])
                     while !stopping.load() {
-                        await engine.publishFinished()
-                        try? await Task.sleep(for: interval)
+                        await engine.publishFinished(while: holding)
+                        try await Task.sleep(for: interval)  // ends with the role
                     }
                     // A last round for what the workers finished before they stopped.
-                    await engine.publishFinished()
+                    await engine.publishFinished(while: holding)
                 }
             } catch {
                 engine.logger.error("the publisher stopped", metadata: ["spool.error": "\(error)"])
             }
         } onGracefulShutdown: {
             stopping.set()
+        }
+    }
+}
+
+/// With a leasing ledger: wakes this process's idle workers when another process queues
+/// requests (PostgreSQL `LISTEN`), sooner than their poll would.
+struct WakeService: Service {
+    let engine: SpoolEngine
+    let leasing: any LeasingLedger
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            await leasing.listenForQueued { [engine] endpoint in engine.wake(endpoint) }
         }
     }
 }

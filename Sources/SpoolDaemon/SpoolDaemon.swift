@@ -75,7 +75,8 @@ public struct SpoolDaemon: Sendable {
             [.init(service: LeaseService(engine: engine, leasing: $0), serviceName: "lease")]
         } ?? []
         let publisherServices: [ServiceGroupConfiguration.ServiceConfiguration] = engine.leasing.map {
-            [.init(service: PublisherService(engine: engine, leasing: $0), serviceName: "publisher")]
+            [.init(service: PublisherService(engine: engine, leasing: $0), serviceName: "publisher"),
+             .init(service: WakeService(engine: engine, leasing: $0), serviceName: "wake")]
         } ?? []
         var all = leaseServices
         all.append(.init(service: notifier, serviceName: "notifier"))
@@ -135,12 +136,12 @@ public struct SpoolDaemon: Sendable {
                 }
             }
             publishing = Task { [engine] in
-                try? await leasing.asPublisher(givenUp: { published.load() }) {
+                try? await leasing.asPublisher(givenUp: { published.load() }) { holding in
                     while !published.load() {
-                        await engine.publishFinished()
-                        try? await Task.sleep(for: .milliseconds(100))
+                        await engine.publishFinished(while: holding)
+                        try await Task.sleep(for: .milliseconds(100))
                     }
-                    await engine.publishFinished()
+                    await engine.publishFinished(while: holding)
                 }
             }
         }

@@ -103,7 +103,9 @@ extension SpoolEngine {
 
     /// The publisher's round (leasing ledgers): publishes every finished request not yet
     /// published, oldest first — but a success only once its output is in place.
-    public func publishFinished() async {
+    /// - Parameter holding: false once the publisher role may have passed to another process:
+    ///   the round stops there.
+    public func publishFinished(while holding: @Sendable () -> Bool = { true }) async {
         do {
             let pending = try await ledger.unnotified(limit: 1000)
             guard !pending.isEmpty else { return }
@@ -112,6 +114,7 @@ extension SpoolEngine {
             let logged = publisher.recentlyLoggedIDs()
             let cutoff = Date().addingTimeInterval(-Self.placementGrace)
             for request in pending {
+                guard holding() else { return }
                 let left = partials.filter { $0.hasPrefix(request.claimToken + ".") }
                 if request.state == .succeeded, let finisher = left.first(where: { $0.hasSuffix(Self.partialSuffix(request)) }) {
                     // The finishing attempt's output is not in place yet: its finisher renames it

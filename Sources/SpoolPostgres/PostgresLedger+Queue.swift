@@ -9,7 +9,7 @@ extension PostgresLedger {
     /// `ON CONFLICT (id) DO NOTHING` leaves the transaction usable for the others.
     public func admit(_ admissions: [Admission]) async throws -> [Result<InferenceRequest, LedgerError>] {
         if admissions.isEmpty { return [] }
-        return try await transaction { statements in
+        let results = try await transaction { statements in
             var results: [Result<InferenceRequest, LedgerError>] = []
             for admission in admissions {
                 let request = admission.request
@@ -40,6 +40,8 @@ extension PostgresLedger {
             }
             return results
         }
+        announceQueued(Set(results.compactMap { try? $0.get() }.filter { $0.state == .queued }.map(\.endpoint)))
+        return results
     }
 
     /// Expires the queued requests of `endpoints` past their TTL, then claims the oldest queued

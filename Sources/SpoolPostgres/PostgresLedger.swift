@@ -22,6 +22,8 @@ public final class PostgresLedger: Ledger, Sendable {
     private let running: Task<Void, Never>
     /// When queue counts were last folded (see `foldCounts`), in milliseconds since 1970.
     private let lastFold = Mutex<Int64>(0)
+    /// Per endpoint: when admissions were last announced, and whether one is waiting to be.
+    let announced = Mutex<[String: (last: ContinuousClock.Instant, pending: Bool)]>([:])
 
     /// Opens the ledger `url` names, running its migrations unless `migrating` is false (a reader).
     ///
@@ -48,7 +50,7 @@ public final class PostgresLedger: Ledger, Sendable {
         configuration.options.maximumConnections = 8
         configuration.options.additionalStartupParameters = [("application_name", "spool")]
         var quiet = logger
-        quiet.logLevel = .critical
+        quiet.logLevel = ProcessInfo.processInfo.environment["SPOOL_POSTGRES_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         let client = PostgresClient(configuration: configuration, backgroundLogger: quiet)
         self.client = client
         self.logger = logger
@@ -70,26 +72,41 @@ public final class PostgresLedger: Ledger, Sendable {
 
     // MARK: Running statements
 
+    /// How long one statement may take before the ledger stops waiting for it. postgres-nio
+    /// 1.33.2 never answers a query written to a connection that has just closed (the server
+    /// ended it, the network dropped it): without a deadline such a call would wait forever.
+    static let statementDeadline: Duration = .seconds(30)
+
     /// Runs `query` and returns its rows, drained (a statement's errors arrive while its rows are
     /// read), with PostgreSQL's errors as `LedgerError`s.
     func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
         do {
-            return try await client.query(query, logger: logger).collect()
+            return try await Self.withDeadline { [client, logger] in try await client.query(query, logger: logger).collect() }
         } catch {
             throw Self.ledgerError(error)
         }
     }
 
     /// Runs `body` in one transaction (READ COMMITTED: each statement sees what committed before
-    /// it, and row locks decide the races), retried once more when the server reports a deadlock
-    /// or a serialization failure.
-    func transaction<Result: Sendable>(_ body: @Sendable (Statements) async throws -> Result) async throws -> Result {
+    /// it, and row locks decide the races), retried up to twice when the server reports a
+    /// deadlock or a serialization failure. A transaction whose connection closed is not rolled
+    /// back by the client (the server has ended it), and no statement waits past the deadline.
+    func transaction<Result: Sendable>(_ body: @escaping @Sendable (Statements) async throws -> Result) async throws -> Result {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                return try await client.withTransaction(logger: logger) { connection in
-                    try await body(Statements(connection: connection, logger: logger))
+                return try await client.withConnection { [logger] connection in
+                    let statements = Statements(connection: connection, logger: logger)
+                    try await statements.run("BEGIN")
+                    do {
+                        let value = try await body(statements)
+                        try await statements.run("COMMIT")
+                        return value
+                    } catch {
+                        if !connection.isClosed { _ = try? await statements.run("ROLLBACK") }
+                        throw error
+                    }
                 }
             } catch {
                 let mapped = Self.ledgerError(error)
@@ -99,13 +116,49 @@ public final class PostgresLedger: Ledger, Sendable {
         }
     }
 
+    /// Runs `operation`, or throws `LedgerError.storage(.unavailable, …)` once `deadline` passes
+    /// (the operation is then cancelled and left to end on its own).
+    static func withDeadline<T: Sendable>(
+        _ deadline: Duration = statementDeadline, _ operation: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let once = ResumeOnce(continuation)
+            let work = Task {
+                do { once.resume(.success(try await operation())) } catch { once.resume(.failure(error)) }
+            }
+            Task {
+                try? await Task.sleep(for: deadline)
+                if once.resume(.failure(LedgerError.storage(.unavailable, message: "the database did not answer within \(deadline)"))) {
+                    work.cancel()
+                }
+            }
+        }
+    }
+
+    /// A continuation resumed by whichever comes first.
+    private final class ResumeOnce<T: Sendable>: Sendable {
+        private let continuation: Mutex<CheckedContinuation<T, any Error>?>
+
+        init(_ continuation: CheckedContinuation<T, any Error>) {
+            self.continuation = Mutex(continuation)
+        }
+
+        @discardableResult
+        func resume(_ result: Result<T, any Error>) -> Bool {
+            guard let continuation = continuation.withLock({ stored in defer { stored = nil }; return stored }) else { return false }
+            continuation.resume(with: result)
+            return true
+        }
+    }
+
     /// The statements of one transaction, on its connection.
     struct Statements: Sendable {
         let connection: PostgresConnection
         let logger: Logger
 
         func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
-            try await connection.query(query, logger: logger).collect()
+            guard !connection.isClosed else { throw LedgerError.storage(.unavailable, message: "the connection to the database closed") }
+            return try await PostgresLedger.withDeadline { [connection, logger] in try await connection.query(query, logger: logger).collect() }
         }
 
         func requests(_ query: PostgresQuery) async throws -> [InferenceRequest] {

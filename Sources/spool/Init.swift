@@ -38,6 +38,10 @@ struct Init: ParsableCommand {
         # retain_finished = "14d"           # finished requests older than this are removed (their
         #                                   # ledger rows and kept inputs); 0 keeps everything
         # retain_outputs = false            # true: their outputs and error markers are removed too
+        #
+        # [ledger]                          # several hosts on one shared root: a PostgreSQL ledger
+        # url = "postgres://spool:SECRET@db.internal:5432/spool"   # SPOOL_LEDGER_URL wins over it
+        # lease_seconds = 30                # a host silent this long is taken over
 
         [endpoints.default]
         model = { builtin = "sha256" }      # builtin: echo, sha256, wc (fail, sleep: test helpers)

@@ -17,7 +17,7 @@ struct Spool: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             Init.self, Serve.self, Drain.self, Invoke.self, Wait.self, Cat.self, Status.self, List.self,
-            Cancel.self, Retry.self, Events.self, Logs.self, Stats.self, GC.self, GuardModels.self,
+            Cancel.self, Retry.self, Events.self, Logs.self, Stats.self, GC.self, GuardModels.self, BenchLedger.self,
         ]
     )
 

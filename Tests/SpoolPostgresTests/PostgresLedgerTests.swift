@@ -86,3 +86,71 @@ struct PostgresLedgerTests {
         #expect(try await ledger.queueStats()["default"]?.count(.succeeded) == 300)
     }
 }
+
+@Suite(.enabled(if: TestServer.url != nil, "SPOOL_TEST_POSTGRES_URL is not set (scripts/test starts a server and sets it)"))
+struct PostgresWakeUpTests {
+    @Test("a request queued through one handle is announced to another's listener (LISTEN/NOTIFY), at most once per 100 ms per endpoint", .timeLimit(.minutes(1)))
+    func admissionsAreAnnounced() async throws {
+        let url = try await TestServer.freshDatabase()
+        let listener = try await PostgresLedger.open(url: url)
+        let admitter = try await PostgresLedger.open(url: url)
+        let (heard, continuation) = AsyncStream.makeStream(of: String.self)
+        let listening = Task { await listener.listenForQueued { continuation.yield($0) } }
+        defer { listening.cancel() }
+        // LISTEN is in place once a notification sent after it arrives: send until one does.
+        var iterator = heard.makeAsyncIterator()
+        let first = Task {
+            for i in 0..<100 {
+                _ = try await admitter.admit([Admission(LedgerConformance.request("probe-\(i)", endpoint: "probe"))])
+                try await Task.sleep(for: .milliseconds(200))
+                if Task.isCancelled { return }
+            }
+        }
+        #expect(await iterator.next() == "probe")
+        first.cancel()
+        // A burst of 50 admissions of one endpoint: announced, at most once per 100 ms.
+        let clock = ContinuousClock()
+        let started = clock.now
+        for i in 0..<50 {
+            _ = try await admitter.admit([Admission(LedgerConformance.request("burst-\(i)", endpoint: "burst"))])
+        }
+        let windows = Int((clock.now - started) / .milliseconds(100)) + 2
+        // Then one more endpoint, once the burst's window has surely closed: every burst
+        // announcement arrives before its.
+        try await Task.sleep(for: .milliseconds(300))
+        _ = try await admitter.admit([Admission(LedgerConformance.request("end", endpoint: "end"))])
+        var burst = 0
+        while let endpoint = await iterator.next(), endpoint != "end" {
+            if endpoint == "burst" { burst += 1 }
+        }
+        #expect(burst >= 1 && burst <= min(windows, 49), "\(burst) announcements for 50 admissions in \(windows - 2) windows of 100 ms")
+        let counted = try await admitter.queueStats()["burst"]?.count(.queued)
+        #expect(counted == 50)
+    }
+}
+
+@Suite(.enabled(if: TestServer.url != nil, "SPOOL_TEST_POSTGRES_URL is not set (scripts/test starts a server and sets it)"))
+struct PostgresLeaseTests {
+    @Test("a lease: taken, renewed, alive; lapsed, then rescued once — its running requests requeued without using an attempt", .timeLimit(.minutes(1)))
+    func leaseLifecycle() async throws {
+        let url = try await TestServer.freshDatabase()
+        let ledger = try await PostgresLedger.open(url: url, lease: .seconds(1))
+        try await LedgerConformance.admit([LedgerConformance.request("r1")], to: ledger)
+        #expect(try await ledger.claimNext(endpoints: ["default"], owner: "a", now: LedgerConformance.at(1)).claimed?.id == "r1")
+        #expect(try await ledger.renewLease(owner: "a") == false, "a first lease was not held before")
+        #expect(try await ledger.renewLease(owner: "a") == true)
+        #expect(try await ledger.rescue(owner: "a") == nil, "alive: not rescued")
+        #expect(try await ledger.liveOwners() == ["a"])
+        // Lapses by the database's clock (bounded wait).
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try await ledger.liveOwners().contains("a") && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(try await ledger.rescue(owner: "a") == 1)
+        #expect(try await ledger.rescue(owner: "a") == 0, "nothing left; no lease")
+        let requeued = try #require(try await ledger.request(id: "r1"))
+        #expect(requeued.state == .queued && requeued.attempts == 0 && requeued.owner == nil)
+        #expect(try await ledger.finish(id: "r1", owner: "a", result: .succeeded, now: LedgerConformance.at(2)) == nil, "fenced")
+        #expect(try await ledger.renewLease(owner: "a") == false, "the lease had lapsed")
+    }
+}
