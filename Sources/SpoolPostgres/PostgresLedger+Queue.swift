@@ -4,43 +4,69 @@ import SpoolCore
 
 /// Admission, claims and the transitions of running requests.
 extension PostgresLedger {
-    /// Records new requests in one transaction, each `queued` (or `failed` at its arrival with an
-    /// `initialFailure`). A taken id gives `duplicateInferenceID` for that request alone:
-    /// `ON CONFLICT (id) DO NOTHING` leaves the transaction usable for the others.
+    /// Records new requests with one statement for the whole batch (`INSERT … SELECT FROM
+    /// unnest(…)`), each `queued` (or `failed` at its arrival with an `initialFailure`). A taken
+    /// id gives `duplicateInferenceID` for that request alone: `ON CONFLICT (id) DO NOTHING`
+    /// inserts the others.
     public func admit(_ admissions: [Admission]) async throws -> [Result<InferenceRequest, LedgerError>] {
         if admissions.isEmpty { return [] }
-        let results = try await transaction { statements in
-            var results: [Result<InferenceRequest, LedgerError>] = []
-            for admission in admissions {
-                let request = admission.request
-                let failure = admission.initialFailure
-                let received = request.receivedAt.millisecondsSince1970
-                let state: RequestState = failure == nil ? .queued : .failed
-                let finished: Int64? = failure == nil ? nil : received
-                let expires: Int64? = failure == nil ? received + Int64(request.ttlSeconds) * 1000 : nil
-                let evidence = failure?.evidence
-                let stored = try await statements.requests("""
-                    INSERT INTO requests (
-                        id, endpoint, source, input_path, claim_token, payload_bytes, content_type,
-                        accept, custom_attributes, ttl_seconds, timeout_seconds, max_attempts, state,
-                        received_at, finished_at, expires_at, output_location, failure_location,
-                        failure_code, failure_reason, exit_status, signal, http_status, evidence_tail)
-                    VALUES (
-                        \(request.id), \(request.endpoint), \(request.source.rawValue), \(request.inputPath),
-                        \(request.claimToken), \(request.payloadBytes), \(request.contentType),
-                        \(request.accept), \(request.customAttributes), \(request.ttlSeconds),
-                        \(request.timeoutSeconds), \(request.maxAttempts), \(state.rawValue),
-                        \(received), \(finished), \(expires), \(request.outputLocation),
-                        \(request.failureLocation), \(failure?.code.rawValue), \(failure?.reason),
-                        \(evidence?.exitStatus), \(evidence?.signal), \(evidence?.httpStatus), \(evidence?.tail))
-                    ON CONFLICT (id) DO NOTHING
-                    RETURNING \(unescaped: Self.columns)
-                    """)
-                results.append(stored.first.map { .success($0) } ?? .failure(.duplicateInferenceID(request.id)))
-            }
-            return results
+        var ids: [String] = [], endpoints: [String] = [], sources: [String] = [], inputs: [String] = [], tokens: [String] = []
+        var bytes: [Int64] = [], contentTypes: [String?] = [], accepts: [String?] = [], attributes: [String?] = []
+        var ttls: [Int64] = [], timeouts: [Int64] = [], attemptLimits: [Int64] = [], states: [String] = []
+        var received: [Int64] = [], finished: [Int64?] = [], expires: [Int64?] = [], outputs: [String] = [], failures: [String] = []
+        var codes: [String?] = [], reasons: [String?] = [], exits: [Int32?] = [], signals: [Int32?] = [], statuses: [Int64?] = [], tails: [String?] = []
+        for admission in admissions {
+            let request = admission.request
+            let failure = admission.initialFailure
+            let arrival = request.receivedAt.millisecondsSince1970
+            ids.append(request.id); endpoints.append(request.endpoint); sources.append(request.source.rawValue)
+            inputs.append(request.inputPath); tokens.append(request.claimToken); bytes.append(request.payloadBytes)
+            contentTypes.append(request.contentType); accepts.append(request.accept); attributes.append(request.customAttributes)
+            ttls.append(Int64(request.ttlSeconds)); timeouts.append(Int64(request.timeoutSeconds)); attemptLimits.append(Int64(request.maxAttempts))
+            states.append(failure == nil ? RequestState.queued.rawValue : RequestState.failed.rawValue)
+            received.append(arrival); finished.append(failure == nil ? nil : arrival)
+            expires.append(failure == nil ? arrival + Int64(request.ttlSeconds) * 1000 : nil)
+            outputs.append(request.outputLocation); failures.append(request.failureLocation)
+            codes.append(failure?.code.rawValue); reasons.append(failure?.reason)
+            exits.append(failure?.evidence?.exitStatus); signals.append(failure?.evidence?.signal)
+            statuses.append(failure?.evidence?.httpStatus.map(Int64.init)); tails.append(failure?.evidence?.tail)
         }
-        announceQueued(Set(results.compactMap { try? $0.get() }.filter { $0.state == .queued }.map(\.endpoint)))
+        // postgres-nio binds no NULL inside an array: absent values travel as a sentinel that
+        // NULLIF turns back into NULL (a lone U+0001 for text, the smallest integer for numbers).
+        let noText = "\u{1}", noNumber = Int64.min, noSmall = Int32.min
+        var binds = PostgresBindings(capacity: 24)
+        for column in [ids, endpoints, sources, inputs, tokens, states, outputs, failures] { binds.append(column) }
+        for column in [contentTypes, accepts, attributes, codes, reasons, tails] { binds.append(column.map { $0 ?? noText }) }
+        for column in [bytes, ttls, timeouts, attemptLimits, received] { binds.append(column) }
+        for column in [finished, expires, statuses] { binds.append(column.map { $0 ?? noNumber }) }
+        binds.append(exits.map { $0 ?? noSmall })
+        binds.append(signals.map { $0 ?? noSmall })
+        let query = PostgresQuery(unsafeSQL: """
+            INSERT INTO requests (
+                id, endpoint, source, input_path, claim_token, state, output_location, failure_location,
+                content_type, accept, custom_attributes, failure_code, failure_reason, evidence_tail,
+                payload_bytes, ttl_seconds, timeout_seconds, max_attempts, received_at,
+                finished_at, expires_at, http_status, exit_status, signal)
+            SELECT c1, c2, c3, c4, c5, c6, c7, c8,
+                NULLIF(c9, chr(1)), NULLIF(c10, chr(1)), NULLIF(c11, chr(1)), NULLIF(c12, chr(1)), NULLIF(c13, chr(1)), NULLIF(c14, chr(1)),
+                c15, c16, c17, c18, c19,
+                NULLIF(c20, \(noNumber)), NULLIF(c21, \(noNumber)), NULLIF(c22, \(noNumber)), NULLIF(c23, \(noSmall)), NULLIF(c24, \(noSmall))
+            FROM unnest(
+                $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+                $15::int8[], $16::int8[], $17::int8[], $18::int8[], $19::int8[],
+                $20::int8[], $21::int8[], $22::int8[], $23::int4[], $24::int4[])
+                AS u(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24)
+            ON CONFLICT (id) DO NOTHING
+            RETURNING \(Self.columns)
+            """, binds: binds)
+        let stored = try await requests(query)
+        let byToken = Dictionary(stored.map { ($0.claimToken, $0) }, uniquingKeysWith: { first, _ in first })
+        let results: [Result<InferenceRequest, LedgerError>] = admissions.map { admission in
+            if let row = byToken[admission.request.claimToken], row.id == admission.request.id { return .success(row) }
+            return .failure(.duplicateInferenceID(admission.request.id))
+        }
+        announceQueued(Set(stored.filter { $0.state == .queued }.map(\.endpoint)))
         return results
     }
 
@@ -53,7 +79,9 @@ extension PostgresLedger {
         guard !endpoints.isEmpty else { return ClaimResult(claimed: nil, expired: []) }
         let now = now.millisecondsSince1970
         try await foldCountsIfDue(now: Date().millisecondsSince1970)
-        let expired = try await requests("""
+        // The sweep is a statement of its own: at most every 250 ms of the caller's clock (a
+        // request past its TTL is never claimed meanwhile: the claim checks it too).
+        let expired = !expiryIsDue(now: now) ? [] : try await requests("""
             UPDATE requests
             SET state = 'expired', finished_at = \(now), failure_code = 'Expired',
                 failure_reason = 'The request waited in the queue longer than its TTL of '
@@ -115,17 +143,16 @@ extension PostgresLedger {
         if attempts.isEmpty { return [] }
         let succeeded = attempts.filter { if case .succeeded = $0.result { true } else { false } }.map(\.id)
         let milliseconds = now.millisecondsSince1970
+        if succeeded.count == attempts.count {
+            // All successes, the usual batch: one statement, no transaction around it.
+            let rows = try await requests(Self.finishSucceeded(succeeded, owner: owner, at: milliseconds))
+            let finished = Dictionary(rows.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            return attempts.map { finished[$0.id] }
+        }
         return try await transaction { statements in
             var finished: [String: InferenceRequest] = [:]
             if !succeeded.isEmpty {
-                for row in try await statements.requests("""
-                    UPDATE requests
-                    SET state = 'succeeded', finished_at = \(milliseconds), owner = NULL,
-                        failure_code = NULL, failure_reason = NULL,
-                        exit_status = NULL, signal = NULL, http_status = NULL, evidence_tail = NULL
-                    WHERE id = ANY(\(succeeded)) AND state = 'running' AND owner = \(owner)
-                    RETURNING \(unescaped: Self.columns)
-                    """) {
+                for row in try await statements.requests(Self.finishSucceeded(succeeded, owner: owner, at: milliseconds)) {
                     finished[row.id] = row
                 }
             }
@@ -148,6 +175,17 @@ extension PostgresLedger {
             }
             return results
         }
+    }
+
+    private static func finishSucceeded(_ ids: [String], owner: String, at milliseconds: Int64) -> PostgresQuery {
+        """
+        UPDATE requests
+        SET state = 'succeeded', finished_at = \(milliseconds), owner = NULL,
+            failure_code = NULL, failure_reason = NULL,
+            exit_status = NULL, signal = NULL, http_status = NULL, evidence_tail = NULL
+        WHERE id = ANY(\(ids)) AND state = 'running' AND owner = \(owner)
+        RETURNING \(unescaped: Self.columns)
+        """
     }
 
     private static func fail(_ statements: Statements, _ current: InferenceRequest, _ failure: Failure, now: Date) async throws -> InferenceRequest? {

@@ -61,6 +61,18 @@ public final class PostgresLedger: Ledger, Sendable {
         running.cancel()
     }
 
+    /// The caller's time of the last expiry sweep (milliseconds since 1970).
+    private let lastExpiry = Mutex<Int64?>(nil)
+
+    /// Whether 250 ms of the caller's clock passed since the last sweep (or it went back).
+    func expiryIsDue(now: Int64) -> Bool {
+        lastExpiry.withLock { last in
+            if let previous = last, now >= previous, now - previous < 250 { return false }
+            last = now
+            return true
+        }
+    }
+
     /// Whether a second has passed since the last fold; if so, the fold is this caller's.
     func lastFoldIsDue(now: Int64) -> Bool {
         lastFold.withLock { last in
@@ -117,20 +129,19 @@ public final class PostgresLedger: Ledger, Sendable {
     }
 
     /// Runs `operation`, or throws `LedgerError.storage(.unavailable, …)` once `deadline` passes
-    /// (the operation is then cancelled and left to end on its own).
+    /// (the operation is then left to end on its own: one that never ends is what this is for).
     static func withDeadline<T: Sendable>(
         _ deadline: Duration = statementDeadline, _ operation: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let once = ResumeOnce(continuation)
-            let work = Task {
-                do { once.resume(.success(try await operation())) } catch { once.resume(.failure(error)) }
+            let timer = Task {
+                try await Task.sleep(for: deadline)
+                once.resume(.failure(LedgerError.storage(.unavailable, message: "the database did not answer within \(deadline)")))
             }
             Task {
-                try? await Task.sleep(for: deadline)
-                if once.resume(.failure(LedgerError.storage(.unavailable, message: "the database did not answer within \(deadline)"))) {
-                    work.cancel()
-                }
+                do { once.resume(.success(try await operation())) } catch { once.resume(.failure(error)) }
+                timer.cancel()
             }
         }
     }
