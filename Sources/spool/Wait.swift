@@ -29,6 +29,9 @@ struct Wait: AsyncParsableCommand {
         let config = try options.loadConfig()
         let ledger = try await options.openReader()
         let publisher = options.publisher(ledger: ledger, config: config)
+        // With PostgreSQL a result is recorded before its output is renamed into place (see
+        // docs/crash-safety.md); it is whole once the cluster's publisher has published it.
+        let published: (InferenceRequest) -> Bool = config.ledgerURL == nil ? { _ in true } : { $0.notified }
         let deadline = timeout.map { ContinuousClock.now + .milliseconds(Int($0 * 1000)) }
         var finished: [String: InferenceRequest] = [:]
         var progress = WaitProgress(ids: ids)
@@ -39,7 +42,7 @@ struct Wait: AsyncParsableCommand {
                     throw CLIError.usage("unknown inference id \(id)")
                 }
                 progress.saw(request)
-                if request.state.isTerminal { finished[id] = request }
+                if request.state.isTerminal && published(request) { finished[id] = request }
             }
             progress.draw(finished: finished.count, of: Set(ids).count)
             if finished.count == Set(ids).count { break }

@@ -52,14 +52,22 @@ extension IntegrationTests {
             try await root.waitForCount("outputs", toReach: 21, timeout: .seconds(60)) { Files.files(under: root.outputs).count }
             let status = try await root.queueStatus()
             #expect(status.Succeeded == 21 && status.Queued == 0 && status.Running == 0, "\(status)")
+            #expect(PostgresServer.psql(url, "SELECT count(*) FROM requests WHERE state = 'succeeded'").output == "21")
             #expect(!Files.exists(root.path + "/.spool/ledger.sqlite"), "the ledger is in PostgreSQL")
-            let rows = PostgresServer.psql(url, "SELECT count(*) FROM requests WHERE state = 'succeeded'")
-            #expect(rows.output == "21", "\(rows.output)")
             let owner = PostgresServer.psql(url, "SELECT count(*) FROM requests WHERE owner IS NOT NULL")
             #expect(owner.output == "0")
+            // `spool wait` returns once a result is whole: its output is there.
+            try Files.write(root.incoming + "/waited.txt", "waited\n")
+            try await root.waitUntil("the waited request in the ledger") {
+                PostgresServer.psql(url, "SELECT count(*) FROM requests WHERE input_path = 'waited.txt'").output == "1"
+            }
+            let waitedID = PostgresServer.psql(url, "SELECT id FROM requests WHERE input_path = 'waited.txt'").output
+            let waited = try await root.run("wait", [waitedID, "--timeout", "60"])
+            #expect(waited.status == 0, "\(waited.stderr)")
+            #expect(Files.exists(root.output("waited.txt")), "the output is in place when wait returns")
             // The cluster's publisher writes the events (it starts publishing a few seconds after it takes the role).
-            try await root.waitUntil("the events") { try root.events().filter { $0.invocationStatus == "Completed" }.count >= 21 }
-            #expect(try root.events().filter { $0.invocationStatus == "Completed" }.count == 21)
+            try await root.waitUntil("the events") { try root.events().filter { $0.invocationStatus == "Completed" }.count >= 22 }
+            #expect(try root.events().filter { $0.invocationStatus == "Completed" }.count == 22)
         }
 
         @Test("a server that is not there, or a database that does not exist: serve stops at once with one line naming the server, the database and the reason",
