@@ -75,6 +75,8 @@ final class Child: @unchecked Sendable {
         process.standardInput = stdin.flatMap(FileHandle.init(forReadingAtPath:)) ?? FileHandle.nullDevice
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         try process.run()
+        Self.started.withLock { $0.insert(process.processIdentifier) }
+        Self.killLeftoversAtExit
     }
 
     deinit {
@@ -82,7 +84,18 @@ final class Child: @unchecked Sendable {
             Glibc.kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
+        Self.started.withLock { _ = $0.remove(process.processIdentifier) }
     }
+
+    /// The children not yet reaped. A failed expectation keeps the values it names alive, a
+    /// `Child` among them, past its test; whatever is still here when the test process exits
+    /// is killed then, so no daemon outlives the run.
+    private static let started = Mutex<Set<pid_t>>([])
+    private static let killLeftoversAtExit: Void = {
+        atexit {
+            Child.started.withLock { pids in pids.forEach { _ = Glibc.kill($0, SIGKILL) } }
+        }
+    }()
 
     var pid: Int32 { process.processIdentifier }
     var isRunning: Bool { process.isRunning }
