@@ -41,13 +41,7 @@ extension PostgresLedger: LeasingLedger {
                 SELECT expires_at > clock_timestamp() FROM leases WHERE owner = \(owner) FOR UPDATE
                 """)
             if try lease.first?.decode(Bool.self) == true { return nil }
-            let requeued = try await statements.rows("""
-                UPDATE requests
-                SET state = 'queued', owner = NULL, started_at = NULL, bytes_processed = 0,
-                    attempts = GREATEST(attempts - 1, 0)
-                WHERE state = 'running' AND owner = \(owner)
-                RETURNING seq
-                """).count
+            let requeued = try await statements.rows(Self.requeueing(owner: owner)).count
             try await statements.run("DELETE FROM leases WHERE owner = \(owner)")
             return requeued
         }

@@ -110,17 +110,6 @@ extension PostgresLedger {
         return try await rows("DELETE FROM requests WHERE finished_at IS NOT NULL AND id = ANY(\(ids)) RETURNING seq").count
     }
 
-    /// The failed attempts of a request, oldest first, or nil for an unknown id.
-    public func attemptErrors(id: String) async throws -> [AttemptError]? {
-        guard let row = try await rows("SELECT attempt_errors::text FROM requests WHERE id = \(id)").first else { return nil }
-        let json = try row.decode(String.self)
-        do {
-            return try JSONDecoder().decode([AttemptError].self, from: Data(json.utf8))
-        } catch {
-            throw LedgerError.storage(.corrupt, message: "requests.attempt_errors of \(id) is not a list of attempt errors: \(error)")
-        }
-    }
-
     // MARK: Metrics
 
     public func incrementCounter(_ name: String, endpoint: String, by amount: Int) async throws {

@@ -127,13 +127,18 @@ extension PostgresLedger {
     /// keep their place and do not expire (they started in time).
     @discardableResult
     public func requeue(owner: String) async throws -> Int {
-        try await rows("""
-            UPDATE requests
-            SET state = 'queued', owner = NULL, started_at = NULL, bytes_processed = 0,
-                attempts = GREATEST(attempts - 1, 0)
-            WHERE state = 'running' AND owner = \(owner)
-            RETURNING seq
-            """).count
+        try await rows(Self.requeueing(owner: owner)).count
+    }
+
+    /// Gives back `owner`'s running requests and their attempts (shutdown, and the rescue).
+    static func requeueing(owner: String) -> PostgresQuery {
+        """
+        UPDATE requests
+        SET state = 'queued', owner = NULL, started_at = NULL, bytes_processed = 0,
+            attempts = GREATEST(attempts - 1, 0)
+        WHERE state = 'running' AND owner = \(owner)
+        RETURNING seq
+        """
     }
 
     /// Ends the attempts `owner` is running, in one transaction: successes in one statement, each
