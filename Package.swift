@@ -104,6 +104,8 @@ let package = Package(
         .testTarget(name: "SpoolCoreTests", dependencies: ["SpoolCore"]),
         // The ledger conformance suite: every driver's tests run it.
         .target(name: "SpoolLedgerConformance", dependencies: ["SpoolCore"], path: "Tests/SpoolLedgerConformance"),
+        // What every test target shares: ports for the servers tests start.
+        .target(name: "SpoolTestSupport", path: "Tests/SpoolTestSupport"),
         .testTarget(
             name: "SpoolLedgerTests",
             dependencies: [
@@ -118,7 +120,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SpoolIntakeTests", dependencies: ["SpoolIntake", "SpoolCore"]),
-        .testTarget(name: "SpoolExecutorsTests", dependencies: ["SpoolExecutors", "SpoolCore"]),
+        .testTarget(name: "SpoolExecutorsTests", dependencies: ["SpoolExecutors", "SpoolCore", "SpoolTestSupport"]),
         .testTarget(
             name: "SpoolHTTPTests",
             dependencies: [
@@ -131,7 +133,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SpoolIntegrationTests",
-            dependencies: ["SpoolDaemon", "SpoolCore", "SpoolLedger", "SpoolIntake", "CSpoolSystem"]
+            dependencies: ["SpoolDaemon", "SpoolCore", "SpoolLedger", "SpoolIntake", "CSpoolSystem", "SpoolTestSupport"]
         ),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import SpoolCore
+import SpoolTestSupport
 import Testing
 @testable import SpoolExecutors
 
@@ -50,26 +51,9 @@ enum ContainerTestSupport {
         )
     }
 
-    /// The first of `count` consecutive TCP ports free on 127.0.0.1 now.
+    /// The first of `count` consecutive TCP ports for a server, given to no other test.
     static func freePorts(_ count: Int) throws -> Int {
-        for _ in 0..<50 {
-            let base = Int.random(in: 20_000...59_000)
-            if (base..<(base + count)).allSatisfy(isFree) { return base }
-        }
-        throw POSIXError(.EADDRINUSE)
-    }
-
-    static func isFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
+        try TestPorts.reserve(count)
     }
 
     /// Whether `pid` names a process that is not a zombie (from `/proc/<pid>/stat`).

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SpoolTestSupport
 import Testing
 
 /// A TCP connection to 127.0.0.1:`port`, with `option` (`SO_RCVTIMEO`, `SO_SNDTIMEO`, which
@@ -50,19 +51,9 @@ func rawHTTP(
     return (status, body)
 }
 
-/// A free loopback port (the kernel's choice, released at once for the daemon to take).
+/// A loopback port for a daemon or peer this test starts, given to no other test of the run.
 func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    guard bound else { throw HarnessError("bind: errno \(errno)") }
-    return Int(UInt16(bigEndian: address.sin_port))
+    try TestPorts.reserve()
 }
 
 extension IntegrationTests {
