@@ -1,6 +1,7 @@
 import CSpoolSystem
 import Foundation
 import SpoolCore
+import SpoolSystem
 import SpoolIntake
 import Synchronization
 
@@ -65,7 +66,7 @@ final class Trash: Sendable {
         guard mkdir(path, 0o755) == 0 || errno == EEXIST else { return }
         var missing = min(count, Self.recycleStock) - recyclable.withLock { $0.count }
         while missing > 0 {
-            let name = UUID().uuidString
+            let name = UniqueName.make()
             let fd = open("\(path)/\(name)", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
             guard fd >= 0 else { return }
             close(fd)
@@ -119,7 +120,7 @@ final class Trash: Sendable {
     /// Moves `item` into the trash; false when it could not be moved.
     /// - Parameter recyclable: `item` is a payload file that may become an output.
     private func moveAside(_ item: String, recyclable: Bool = false) -> Bool {
-        let name = UUID().uuidString
+        let name = UniqueName.make()
         let target = "\(path)/\(name)"
         var moved = rename(item, target) == 0
         if !moved, errno == ENOENT, mkdir(path, 0o755) == 0 || errno == EEXIST {
@@ -165,6 +166,9 @@ final class Trash: Sendable {
             try? FileManager.default.removeItem(atPath: "\(path)/\(entry)")
         }
         for name in kept {
+            // Most are empty already (a recycled file is emptied as it is taken): one lstat each.
+            var before = stat()
+            if lstat("\(path)/\(name)", &before) == 0, (before.st_mode & S_IFMT) == S_IFREG, before.st_size == 0 { continue }
             let fd = open("\(path)/\(name)", O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
             var info = stat()
             if fd >= 0, fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, ftruncate(fd, 0) == 0 {

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import SpoolCore
+import SpoolSystem
 import Synchronization
 
 /// Empty folders kept for reuse as claim token folders (`.spool/free/`).
@@ -51,7 +52,7 @@ public final class FolderPool: Sendable {
         guard (try? FileTree.makeDirectories(path)) != nil else { return }
         var missing = min(count, capacity) - self.count
         while missing > 0 {
-            let name = UUID().uuidString
+            let name = UniqueName.make()
             guard mkdir(path + "/" + name, 0o755) == 0 else { return }
             names.withLock { $0.append(name) }
             missing -= 1
@@ -62,7 +63,7 @@ public final class FolderPool: Sendable {
     /// the move failed: the caller removes the folder itself.
     public func put(_ folder: String) -> Bool {
         guard count < capacity else { return false }
-        let name = UUID().uuidString
+        let name = UniqueName.make()
         var moved = rename(folder, path + "/" + name) == 0
         if !moved, errno == ENOENT, (try? FileTree.makeDirectories(path)) != nil {
             moved = rename(folder, path + "/" + name) == 0

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import Synchronization
 import SpoolCore
 
@@ -14,12 +15,15 @@ struct RequestColumns {
 
     /// The columns of a statement's result, remembered by SQL text (the ledger runs a few dozen
     /// distinct statements, thousands of times a second).
+    /// The key is SQLite's own copy of the text: GRDB's `Statement.sql` trims it through
+    /// Foundation on every call, which cost more than the lookup it keys.
     static func of(_ statement: Statement) throws -> RequestColumns {
-        if let known = cache.withLock({ $0[statement.sql] }) { return known }
+        let sql = String(cString: sqlite3_sql(statement.sqliteStatement))
+        if let known = cache.withLock({ $0[sql] }) { return known }
         let columns = try RequestColumns(statement.columnNames)
         cache.withLock { cache in
             if cache.count >= 1000 { cache.removeAll() }
-            cache[statement.sql] = columns
+            cache[sql] = columns
         }
         return columns
     }
