@@ -16,7 +16,7 @@ import Synchronization
 /// - Health (`tick`): a ready instance is pinged every `timings.healthCheck`; one that fails two
 ///   pings in a row is killed (its requests fail, retryable, naming the reason) and replaced.
 actor InstancePool {
-    enum Phase { case starting, ready, stopping }
+    typealias Phase = ScalingPolicy.Phase
 
     struct Entry {
         var instance: ModelServerInstance
@@ -110,24 +110,23 @@ actor InstancePool {
         entries.compactMap { $0.instance.pid }
     }
 
-    /// One round of scaling; `backlog` is the endpoint's queued requests.
-    func tick(backlog: Int) {
+    /// One round of scaling (see `ScalingPolicy`); `backlog` is the endpoint's queued requests.
+    func tick(backlog: Int, now: ContinuousClock.Instant = .now) {
         guard !closed else { return }
-        var live = entries.count { $0.phase != .stopping }
-        while live < limits.min, start() {
-            live += 1
+        let policy = ScalingPolicy(limits: limits, slots: slots)
+        let seen = entries.map { entry in
+            ScalingPolicy.Instance(phase: entry.phase, inFlight: entry.inFlight, idleSince: entry.idleSince)
         }
-        let capacity = entries.count { $0.phase != .stopping } * slots
-        let busy = entries.reduce(0) { $0 + $1.inFlight } + waiters.count
-        if backlog > 0, busy + backlog > capacity, live < limits.max { start() }
-        let now = ContinuousClock.now
+        let decision = policy.decide(instances: seen, waiting: waiters.count, backlog: backlog, now: now)
+        let stopping = decision.stop.map { entries[$0].instance }
+        for _ in 0..<decision.start {
+            guard start() else { break }
+        }
         checkHealth(now: now)
-        for index in entries.indices where live > limits.min {
-            let entry = entries[index]
-            guard entry.phase == .ready, entry.inFlight == 0, now - entry.idleSince >= .seconds(limits.idleSeconds) else { continue }
+        for instance in stopping {
+            guard let index = entries.firstIndex(where: { $0.instance === instance }) else { continue }
             entries[index].phase = .stopping
-            live -= 1
-            Task { [grace = timings.terminationGrace] in await entry.instance.stop(grace: grace) }
+            Task { [grace = timings.terminationGrace] in await instance.stop(grace: grace) }
         }
     }
 
