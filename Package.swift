@@ -119,6 +119,10 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(
+            name: "SpoolDaemonTests",
+            dependencies: ["SpoolDaemon", "SpoolCore", "SpoolLedger", "SpoolLedgerConformance", "SpoolTestSupport"]
+        ),
         .testTarget(name: "SpoolIntakeTests", dependencies: ["SpoolIntake", "SpoolCore"]),
         .testTarget(name: "SpoolExecutorsTests", dependencies: ["SpoolExecutors", "SpoolCore", "SpoolTestSupport"]),
         .testTarget(

@@ -29,35 +29,26 @@ struct Wait: AsyncParsableCommand {
         let config = try options.loadConfig()
         let ledger = try await options.openReader()
         let publisher = options.publisher(ledger: ledger, config: config)
-        // With PostgreSQL a result is recorded before its output is renamed into place (see
-        // docs/crash-safety.md); it is whole once the cluster's publisher has published it.
-        let published: (InferenceRequest) -> Bool = config.ledgerURL == nil ? { _ in true } : { $0.notified }
-        let deadline = timeout.map { ContinuousClock.now + .milliseconds(Int($0 * 1000)) }
-        var finished: [String: InferenceRequest] = [:]
+        let waiter = RequestWaiter(ledger: ledger, publishedOnly: config.ledgerURL != nil)
         var progress = WaitProgress(ids: ids)
         defer { progress.end() }
-        while true {
-            for id in ids where finished[id] == nil {
-                guard let request = try await ledger.request(id: id) else {
-                    throw CLIError.usage("unknown inference id \(id)")
-                }
-                progress.saw(request)
-                if request.state.isTerminal && published(request) { finished[id] = request }
-            }
-            progress.draw(finished: finished.count, of: Set(ids).count)
-            if finished.count == Set(ids).count { break }
-            if let deadline, ContinuousClock.now >= deadline {
-                progress.end()
-                for id in ids where finished[id] == nil {
-                    if let r = try await ledger.request(id: id) { report(r, publisher: publisher) }
-                }
-                throw ExitCode(124)
-            }
-            try await Task.sleep(for: .milliseconds(50))
+        let outcome: RequestWaiter.Outcome
+        do {
+            outcome = try await waiter.wait(
+                for: ids, timeout: timeout.map { .milliseconds(Int($0 * 1000)) },
+                saw: { progress.saw($0) }, round: { progress.draw(finished: $0, of: $1) })
+        } catch let unknown as RequestWaiter.UnknownRequest {
+            throw CLIError.usage(unknown.description)
         }
         progress.end()
-        for id in ids { report(finished[id]!, publisher: publisher) }
-        if finished.values.contains(where: { $0.state != .succeeded }) { throw ExitCode(1) }
+        switch outcome {
+        case .finished(let requests):
+            for request in requests { report(request, publisher: publisher) }
+            if requests.contains(where: { $0.state != .succeeded }) { throw ExitCode(1) }
+        case .timedOut(let requests):
+            for request in requests where !waiter.isDone(request) { report(request, publisher: publisher) }
+            throw ExitCode(124)
+        }
     }
 
     func report(_ r: InferenceRequest, publisher: ResultPublisher) {
