@@ -121,7 +121,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SpoolDaemonTests",
-            dependencies: ["SpoolDaemon", "SpoolCore", "SpoolLedger", "SpoolLedgerConformance", "SpoolTestSupport"]
+            dependencies: [
+                "SpoolDaemon", "SpoolCore", "SpoolLedger", "SpoolLedgerConformance", "SpoolTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(name: "SpoolIntakeTests", dependencies: ["SpoolIntake", "SpoolCore"]),
         .testTarget(name: "SpoolExecutorsTests", dependencies: ["SpoolExecutors", "SpoolCore", "SpoolTestSupport"]),

@@ -6,6 +6,12 @@ public struct ConfigError: Error, Equatable, CustomStringConvertible {
     public var key: String?
     public var reason: String
 
+    public init(file: String, key: String?, reason: String) {
+        self.file = file
+        self.key = key
+        self.reason = reason
+    }
+
     public var description: String {
         if let key { "\(file): \(key): \(reason)" } else { "\(file): \(reason)" }
     }
@@ -16,22 +22,12 @@ public struct ConfigError: Error, Equatable, CustomStringConvertible {
 public enum ConfigLoader {
     public static let builtinModels: Set<String> = ["echo", "sha256", "wc", "fail", "sleep"]
 
-    /// Loads the configuration of the spool at `layout`, or the defaults when it has no `spool.toml`.
+    /// The configuration from the text of `file` (nil when the root has no `spool.toml`: the
+    /// defaults), with the environment's overrides. Reading the file is the caller's (`SpoolCore`
+    /// does no I/O): `ConfigFile.load(layout:)` in `SpoolDaemon`.
     /// - Parameter environment: `SPOOL_LEDGER_URL`, when set, wins over `[ledger] url`.
-    public static func load(
-        layout: SpoolLayout, environment: [String: String] = ProcessInfo.processInfo.environment
-    ) throws(ConfigError) -> SpoolConfig {
-        let path = layout.configPath
-        var config = SpoolConfig()
-        if FileManager.default.fileExists(atPath: path) {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw ConfigError(file: path, key: nil, reason: "cannot be read")
-            }
-            guard let text = String(data: data, encoding: .utf8) else {
-                throw ConfigError(file: path, key: nil, reason: "is not UTF-8 text")
-            }
-            config = try parse(text, file: path)
-        }
+    public static func resolve(text: String?, file: String, environment: [String: String]) throws(ConfigError) -> SpoolConfig {
+        var config = try text.map { text throws(ConfigError) in try parse(text, file: file) } ?? SpoolConfig()
         if let url = environment["SPOOL_LEDGER_URL"], !url.isEmpty {
             config.ledgerURL = try Reader.ledgerURL(url, file: "SPOOL_LEDGER_URL")
         }

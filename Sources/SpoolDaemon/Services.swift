@@ -11,7 +11,7 @@ struct IntakeService: Service {
 
     func run() async throws {
         // Two stages that overlap: claiming a batch (renames) while the previous one is recorded.
-        let records = BatchQueue<SpoolEngine.PendingRecord>(limit: 256) { [engine] batch in await engine.record(batch) }
+        let records = BatchQueue<Admissions.PendingRecord>(limit: 256) { [engine] batch in await engine.record(batch) }
         let lane = BlockingLane("spool.claims")
         let claims = BatchQueue<IntakeCandidate>(limit: 256) { [engine] batch in
             for claimed in await lane.run({ engine.claim(batch) }) { await records.submit(claimed) }

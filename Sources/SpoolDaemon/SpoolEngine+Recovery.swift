@@ -34,7 +34,7 @@ extension SpoolEngine {
             logger.error("could not rescue running requests", metadata: ["spool.error": "\(error)"])
         }
         await recordOrphanedClaims(isAlive: isAlive)
-        removeStaleSubmissions(isAlive: isAlive)
+        admissions.removeStaleSubmissions(isAlive: isAlive)
         if publishesOwnResults { await publishUnnotified(settleSeconds: settleSeconds) }
         publisher.trash.emptyIfDue()
     }

@@ -16,6 +16,8 @@ public final class SpoolEngine: Sendable {
     public let ledger: any Ledger
     public let publisher: ResultPublisher
     let claimer: PayloadClaimer
+    /// Where payloads become requests: drops, `invoke` and the HTTP API.
+    let admissions: Admissions
     let executors: [String: any ModelExecutor]
     let doorbells: [String: Doorbell]
     let ids = InferenceIDGenerator()
@@ -23,8 +25,6 @@ public final class SpoolEngine: Sendable {
     public let logger: Logger
     /// Finished attempts on their way to the disk, the ledger and the publisher.
     let commits: RunCommitter
-    /// Submitted payloads (`invoke`, HTTP) on their way to a claim and the ledger.
-    let submissions: BatchQueue<PendingSubmission>
     /// Set when graceful shutdown begins: the HTTP API answers 503 from then on.
     let stopping: AtomicFlag
     /// Requests this process admitted or ran, in order, without repeats (for `drain`'s report).
@@ -112,9 +112,11 @@ public final class SpoolEngine: Sendable {
         commits = RunCommitter(
             layout: layout, ledger: ledger, publisher: publisher, owner: ownerLock.owner, logger: logger, stopping: stopping,
             ledgerFirst: ledger is any LeasingLedger)
-        let submitting = BlockingLane("spool.submit")
         let engine = WeakReference<SpoolEngine>()
-        submissions = BatchQueue(limit: 256) { batch in await engine.value?.commitSubmissions(batch, lane: submitting) }
+        admissions = Admissions(
+            layout: layout, config: config, ledger: ledger, claimer: claimer, ids: ids, owner: ownerLock.owner, logger: logger,
+            stopping: stopping, activity: { [trash = publisher.trash] in trash.noteActivity() },
+            recorded: { request in await engine.value?.recorded(request) })
         engine.value = self
     }
 

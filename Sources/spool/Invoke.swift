@@ -73,13 +73,13 @@ struct Invoke: AsyncParsableCommand {
         if let id = inferenceId, try await ledger.request(id: id) != nil {
             throw CLIError.usage("InferenceId \(id) is already used")
         }
-        let engine: SpoolEngine
+        let admissions: Admissions
         do {
-            engine = try SpoolEngine(layout: options.layout, config: config, ledger: ledger, logger: Logger(label: "spool"))
+            admissions = try Admissions.standalone(layout: options.layout, config: config, ledger: ledger, logger: Logger(label: "spool"))
         } catch {
             throw CLIError.failure("cannot open the spool at \(options.layout.root): \(error)")
         }
-        guard let request = try await engine.submit(from: input, endpoint: endpointConfig, metadata: metadata, source: .invoke) else {
+        guard let request = try await admissions.submit(from: input, endpoint: endpointConfig, metadata: metadata, source: .invoke) else {
             throw CLIError.failure("the request could not be recorded")
         }
         struct Response: Encodable {

@@ -20,7 +20,7 @@ struct RootOptions: ParsableArguments {
     /// The configuration, or exit 2 naming the file, key and reason.
     func loadConfig() throws -> SpoolConfig {
         do {
-            return try ConfigLoader.load(layout: layout)
+            return try ConfigFile.load(layout: layout)
         } catch {
             throw CLIError.usage("bad configuration: \(error.description)")
         }

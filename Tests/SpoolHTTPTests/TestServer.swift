@@ -81,7 +81,7 @@ final class TestServer: Sendable {
         }
         layout = SpoolLayout(root: base + "/root")
         try Self.defaultConfig(base: base, extraHTTP: extraHTTP, extra: extra).write(toFile: layout.configPath, atomically: true, encoding: .utf8)
-        let config = try ConfigLoader.load(layout: layout)
+        let config = try ConfigFile.load(layout: layout)
         var logger = Logger(label: "spool-http-test")
         logger.logLevel = .warning
         daemon = try await SpoolDaemon(layout: layout, config: config, logger: logger)
