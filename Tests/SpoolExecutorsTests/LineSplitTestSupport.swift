@@ -68,7 +68,7 @@ func invokeSplit(_ executor: any ModelExecutor, inputPath: String, outputPath: S
 /// was given, how many batches ran at once, and how many batch files were on disk meanwhile.
 final class FakeBatchModel: ModelExecutor {
     struct State {
-        /// Batch contents by start order (0-based).
+        /// Batch contents by their place in the input (0-based).
         var batches: [Int: [UInt8]] = [:]
         var payloadBytes: [Int: Int64] = [:]
         var completionOrder: [Int] = []
@@ -76,17 +76,48 @@ final class FakeBatchModel: ModelExecutor {
         var inFlight = 0
         var maxInFlight = 0
         var maxBatchFiles = 0
+        /// Batches that have answered, and the batches waiting for one of them (`after`).
+        var completed: Set<Int> = []
+        var waiting: [Int: [CheckedContinuation<Void, Never>]] = [:]
     }
 
     let state = Mutex(State())
-    /// How long the batch started `n`-th sleeps before answering.
+    /// How long batch `n` (0-based, in input order) sleeps before answering.
     let delay: @Sendable (Int) -> Duration
+    /// The batch (0-based, in input order) that must answer before batch `n` does, if any:
+    /// an order of completion that does not depend on the machine's speed.
+    let after: @Sendable (Int) -> Int?
     /// A folder whose batch files are counted at each start.
     let watchedDirectory: String?
 
-    init(watching directory: String? = nil, delay: @escaping @Sendable (Int) -> Duration = { _ in .zero }) {
+    init(
+        watching directory: String? = nil, after: @escaping @Sendable (Int) -> Int? = { _ in nil },
+        delay: @escaping @Sendable (Int) -> Duration = { _ in .zero }
+    ) {
         self.watchedDirectory = directory
+        self.after = after
         self.delay = delay
+    }
+
+    /// Returns once batch `order` has answered, or after `limit` (the test then fails on the order
+    /// it checks, instead of hanging).
+    private func waitFor(_ order: Int, limit: Duration = .seconds(30)) async {
+        let gate = Mutex(false)
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            let waiters = state.withLock { $0.waiting.removeValue(forKey: order) ?? [] }
+            if !gate.withLock({ $0 }) { waiters.forEach { $0.resume() } }
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = state.withLock { state -> Bool in
+                if state.completed.contains(order) { return true }
+                state.waiting[order, default: []].append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+        gate.withLock { $0 = true }
+        timer.cancel()
     }
 
     var snapshot: State { state.withLock { $0 } }
@@ -98,11 +129,14 @@ final class FakeBatchModel: ModelExecutor {
     }
 
     func invoke(_ invocation: Invocation) async -> AttemptResult {
+        // The batch's place in the input, from its file's name (`….batch<n>`, from 1): batches may
+        // reach the model in another order than they were cut (they start on several threads).
+        let number = invocation.inputPath.range(of: ".batch", options: .backwards).flatMap { Int(invocation.inputPath[$0.upperBound...]) }
         let order = state.withLock { state in
             state.started += 1
             state.inFlight += 1
             state.maxInFlight = max(state.maxInFlight, state.inFlight)
-            return state.started - 1
+            return number.map { $0 - 1 } ?? state.started - 1
         }
         if let watchedDirectory {
             let count = batchFiles(in: watchedDirectory).count
@@ -121,11 +155,15 @@ final class FakeBatchModel: ModelExecutor {
         }
         let pause = delay(order)
         if pause > .zero { try? await Task.sleep(for: pause) }
+        if let first = after(order) { await waitFor(first) }
         let written = bytes.withUnsafeBytes { write(invocation.output, $0.baseAddress, $0.count) }
-        state.withLock {
-            $0.inFlight -= 1
-            $0.completionOrder.append(order)
+        let waiters = state.withLock { state in
+            state.inFlight -= 1
+            state.completionOrder.append(order)
+            state.completed.insert(order)
+            return state.waiting.removeValue(forKey: order) ?? []
         }
+        waiters.forEach { $0.resume() }
         return written == bytes.count ? .succeeded : .failed(Failure(.outputWriteFailed, "short write"))
     }
 }

@@ -45,14 +45,14 @@ import Glibc
     @Test func batchesFinishingOutOfOrderAreAppendedInOrder() async throws {
         let payload = numberedLines(2000)
         let fixture = try InvocationFixture(payload: payload)
-        // Within each window of four, earlier batches answer later.
-        let model = FakeBatchModel { .milliseconds(10 * (3 - $0 % 4)) }
+        // Within each window of four, each batch answers only after the next one has: 3, 2, 1, 0.
+        let model = FakeBatchModel(after: { $0 % 4 == 3 ? nil : $0 + 1 })
         let run = await fixture.runSplit(Self.split(model, maxBytes: 1 << 20, maxRecords: 100))
         #expect(run?.0 == .succeeded)
         expectSameBytes(fixture.output, payload)
         let state = model.snapshot
         #expect(state.started == 20)
-        #expect(state.completionOrder != state.completionOrder.sorted(), "the batches never finished out of order")
+        #expect(state.completionOrder.prefix(4) == [3, 2, 1, 0], "the batches finished out of order, as the model made them")
     }
 
     @Test func batchesRespectBothBoundsAndAreGreedy() async throws {
@@ -191,7 +191,7 @@ import Glibc
         let payload = numberedLines(120_000)
         let fixture = try InvocationFixture(payload: payload)
         let batches = try fixture.makeBatchDirectory()
-        let model = FakeBatchModel(watching: batches) { $0 % 5 == 0 ? .milliseconds(5) : .zero }
+        let model = FakeBatchModel(watching: batches, delay: { $0 % 5 == 0 ? .milliseconds(5) : .zero })
         let executor = Self.split(model, maxBytes: 8192, maxRecords: 1000, concurrency: 3, directory: batches)
         #expect(executor.readAhead == 6)
         let run = await fixture.runSplit(executor, chunkBytes: 4096)
