@@ -52,6 +52,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The spool folders' protocol: claims (token folders, the folder pool, payload files,
+        // sidecars) and the trash whose files become outputs.
+        .target(name: "SpoolStore", dependencies: ["SpoolCore", "SpoolSystem", "CSpoolSystem"]),
+        // Finding dropped files: inotify, scans and polling. It only watches; claiming is the store's.
         .target(name: "SpoolIntake", dependencies: ["SpoolCore", "SpoolSystem"]),
         .target(
             name: "SpoolExecutors",
@@ -66,7 +70,7 @@ let package = Package(
         .target(
             name: "SpoolDaemon",
             dependencies: [
-                "SpoolCore", "SpoolSystem", "SpoolLedger", "SpoolPostgres", "SpoolIntake", "SpoolExecutors", "CSpoolSystem",
+                "SpoolCore", "SpoolSystem", "SpoolLedger", "SpoolPostgres", "SpoolStore", "SpoolIntake", "SpoolExecutors", "CSpoolSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -105,7 +109,7 @@ let package = Package(
         // The ledger conformance suite: every driver's tests run it.
         .target(name: "SpoolLedgerConformance", dependencies: ["SpoolCore"], path: "Tests/SpoolLedgerConformance"),
         // What every test target shares: ports for the servers tests start.
-        .target(name: "SpoolTestSupport", path: "Tests/SpoolTestSupport"),
+        .target(name: "SpoolTestSupport", dependencies: ["SpoolSystem"], path: "Tests/SpoolTestSupport"),
         .testTarget(
             name: "SpoolLedgerTests",
             dependencies: [
@@ -126,7 +130,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "SpoolIntakeTests", dependencies: ["SpoolIntake", "SpoolCore"]),
+        .testTarget(name: "SpoolStoreTests", dependencies: ["SpoolStore", "SpoolCore", "SpoolSystem", "SpoolTestSupport"]),
+        .testTarget(name: "SpoolIntakeTests", dependencies: ["SpoolIntake", "SpoolCore", "SpoolSystem", "SpoolTestSupport"]),
         .testTarget(name: "SpoolExecutorsTests", dependencies: ["SpoolExecutors", "SpoolCore", "SpoolTestSupport"]),
         .testTarget(
             name: "SpoolHTTPTests",
@@ -140,7 +145,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SpoolIntegrationTests",
-            dependencies: ["SpoolDaemon", "SpoolCore", "SpoolLedger", "SpoolIntake", "CSpoolSystem", "SpoolTestSupport"]
+            dependencies: ["SpoolDaemon", "SpoolCore", "SpoolLedger", "SpoolStore", "SpoolIntake", "CSpoolSystem", "SpoolTestSupport"]
         ),
     ]
 )

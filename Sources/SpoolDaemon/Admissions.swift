@@ -2,7 +2,7 @@ import CSpoolSystem
 import Foundation
 import Logging
 import SpoolCore
-import SpoolIntake
+import SpoolStore
 import SpoolSystem
 import Synchronization
 

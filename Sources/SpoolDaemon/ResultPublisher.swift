@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import SpoolCore
-import SpoolIntake
+import SpoolStore
 import Synchronization
 
 #if canImport(Glibc)

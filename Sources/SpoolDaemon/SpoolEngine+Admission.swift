@@ -1,5 +1,5 @@
 import SpoolCore
-import SpoolIntake
+import SpoolStore
 
 /// The engine's doors, all through its `Admissions`.
 extension SpoolEngine {

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import SpoolCore
 import SpoolExecutors
-import SpoolIntake
+import SpoolStore
 import SpoolSystem
 #if canImport(Glibc)
 import Glibc

@@ -3,7 +3,7 @@ import Foundation
 import Logging
 import SpoolCore
 import SpoolExecutors
-import SpoolIntake
+import SpoolStore
 import Synchronization
 import SpoolSystem
 

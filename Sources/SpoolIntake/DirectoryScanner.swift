@@ -87,7 +87,7 @@ public struct DirectoryScanner: Sendable {
             }
             FileTree.forEachEntry(of: stream) { cName, type in
                 guard let name = String(validatingCString: cName) ?? Self.renameToUTF8(cName, in: absolute) else { return }
-                let childRelative = joinRelative(relative, name)
+                let childRelative = FileTree.join(relative, name)
                 if FileTree.isDirectory(type: type, path: absolute + "/" + name) {
                     if !DropRules.isIgnoredDirectory(name: name) { pending.append(childRelative) }
                 } else if !DropRules.isIgnored(name: name) {

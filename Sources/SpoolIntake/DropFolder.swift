@@ -21,11 +21,6 @@ struct DropFolder: Sendable, Equatable {
     }
 }
 
-/// Joins a relative folder and a name with `/` (no leading slash for the drop folder itself).
-func joinRelative(_ directory: String, _ name: String) -> String {
-    directory.isEmpty ? name : directory + "/" + name
-}
-
 extension Duration {
     /// The duration in seconds, as a `Double`.
     var seconds: Double {

@@ -42,7 +42,7 @@ extension InotifyIntakeSession {
             return
         }
         guard !name.isEmpty else { return }
-        let relative = joinRelative(watch.relative, name)
+        let relative = FileTree.join(watch.relative, name)
         if event.isDirectory {
             // A new folder: watch it (and everything in it), then scan it, so that a file made in
             // it before the watch existed is found by the scan and any later one by an event.

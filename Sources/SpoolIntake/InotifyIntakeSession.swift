@@ -62,7 +62,7 @@ final class InotifyIntakeSession: @unchecked Sendable {
         self.onError = onError
         watcher = try InotifyWatcher()
         for (index, folder) in folders.enumerated() {
-            try FileTree.makeDirectories(folder.directory)
+            try SystemCall.makeDirectories(folder.directory)
             // A drop folder Spool cannot watch is an error at start. A sub-folder it cannot watch
             // or read (anyone who drops files can make one) is reported, tried again every few
             // seconds, and never stops the daemon.

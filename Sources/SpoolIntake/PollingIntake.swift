@@ -37,7 +37,7 @@ public final class PollingIntake: IntakeSource {
     public func candidates() -> AsyncStream<IntakeCandidate> {
         let (stream, continuation) = AsyncStream.makeStream(of: IntakeCandidate.self)
         for folder in folders {
-            do { try FileTree.makeDirectories(folder.directory) } catch let error as SpoolIntakeError { onError(error) } catch {}
+            do { try SystemCall.makeDirectories(folder.directory) } catch let error as SpoolIntakeError { onError(error) } catch {}
         }
         let session = PollSession(
             scanners: folders.map { DirectoryScanner(endpoint: $0.endpoint, directory: $0.directory) },

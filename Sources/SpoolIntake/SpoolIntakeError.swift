@@ -1,18 +1,13 @@
 import Glibc
 
-/// The one error type of the intake module: a code callers can act on, a sentence for humans,
-/// and the underlying cause (the failing system call, its errno and the path involved).
+/// The one error type of the intake module (watching, scanning, polling): a code callers can act
+/// on, a sentence for humans, and the underlying cause (the failing system call, its errno and
+/// the path involved).
 public struct SpoolIntakeError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What went wrong, as far as a caller needs to decide what to do next.
     public enum Code: String, Sendable, Equatable {
         /// A system call failed; `call` and `errno` say which and why.
         case systemCall
-        /// A payload is not a regular file (FIFO, symbolic link, directory, device, socket).
-        case notRegularFile
-        /// A relative path or endpoint name that could escape its folder or is otherwise unusable.
-        case invalidPath
-        /// `incoming/` and `.spool/` are on different filesystems, so claiming cannot be atomic.
-        case crossDevice
     }
 
     public var code: Code
@@ -37,18 +32,7 @@ public struct SpoolIntakeError: Error, Sendable, Equatable, CustomStringConverti
     public static func systemCall(_ name: String, errno: Int32, path: String? = nil) -> SpoolIntakeError {
         let reason = String(cString: strerror(errno))
         let subject = path.map { "\(name)(\($0))" } ?? name
-        let code: Code = errno == EXDEV ? .crossDevice : .systemCall
-        return SpoolIntakeError(code: code, message: "\(subject) failed: \(reason)", call: name, errno: errno, path: path)
-    }
-
-    /// `path` names something that is not a regular file; `kind` says what it is instead.
-    public static func notRegularFile(_ path: String, kind: String) -> SpoolIntakeError {
-        SpoolIntakeError(code: .notRegularFile, message: "\(path) is not a regular file but \(kind); refusing to read it", path: path)
-    }
-
-    /// A path or name that is refused before any system call is made.
-    public static func invalidPath(_ path: String, reason: String) -> SpoolIntakeError {
-        SpoolIntakeError(code: .invalidPath, message: "invalid path \(path.debugDescription): \(reason)", path: path)
+        return SpoolIntakeError(code: .systemCall, message: "\(subject) failed: \(reason)", call: name, errno: errno, path: path)
     }
 
     /// The entry (or a folder on its way) does not exist: normal for payloads claimed by someone else.

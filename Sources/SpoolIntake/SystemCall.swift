@@ -42,12 +42,9 @@ enum SystemCall {
         do { return try SystemCalls.mkdir(path, mode: mode) } catch { throw SpoolIntakeError(error) }
     }
 
-    static func rename(_ from: String, _ to: String) throws {
-        do { try SystemCalls.rename(from, to) } catch { throw SpoolIntakeError(error) }
-    }
-
-    static func fsyncDirectory(_ path: String) throws {
-        do { try SystemCalls.fsyncDirectory(path) } catch { throw SpoolIntakeError(error) }
+    /// `mkdir -p` (`FileTree.makeDirectories`).
+    static func makeDirectories(_ path: String) throws {
+        do { try FileTree.makeDirectories(path) } catch { throw SpoolIntakeError(error) }
     }
 }
 

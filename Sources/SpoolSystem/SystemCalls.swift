@@ -138,7 +138,10 @@ public enum SystemCalls {
         }
     }
 
-    /// `mkdir -p`.
+    /// `mkdir -p`, where anything already at a path counts as made (as `mkdir -p` itself treats
+    /// `EEXIST` at the last step): for folders a process uses if it can (a file named `errors`
+    /// in the way is reported when a marker is written there, not at start).
+    /// `FileTree.makeDirectories` is the strict one: only a folder, or a link to one, will do.
     public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
         if Glibc.mkdir(path, mode) == 0 || Glibc.errno == EEXIST { return }
         guard Glibc.errno == ENOENT else { throw SystemError(call: "mkdir", errno: Glibc.errno, path: path) }

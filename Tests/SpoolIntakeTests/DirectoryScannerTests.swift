@@ -1,6 +1,8 @@
 import Foundation
 import Glibc
 import SpoolCore
+import SpoolSystem
+import SpoolTestSupport
 import Testing
 @testable import SpoolIntake
 

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import SpoolCore
+import SpoolTestSupport
 import Testing
 @testable import SpoolIntake
 

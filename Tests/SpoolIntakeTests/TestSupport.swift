@@ -4,71 +4,13 @@ import SpoolCore
 import Synchronization
 import Testing
 @testable import SpoolIntake
-
-/// Runs `body` with a fresh temporary folder that is always removed afterwards.
-func withTemporaryDirectory<T>(_ body: (String) async throws -> T) async throws -> T {
-    var template = Array("/tmp/spool-intake-test-XXXXXX".utf8CString)
-    let path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
-    defer { try? FileTree.removeTree(path) }
-    return try await body(path)
-}
-
-/// Writes `contents` to `path` in one open–write–close (creating parent folders).
-func writeFile(_ path: String, _ contents: String = "payload") throws {
-    let parent = PayloadClaimer.parent(of: path)
-    try FileTree.makeDirectories(parent)
-    let fd = try SystemCall.open(path, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
-    defer { try? SystemCall.close(fd) }
-    try writeAll(fd, contents)
-}
-
-func writeAll(_ fd: Int32, _ contents: String) throws {
-    var bytes = Array(contents.utf8)
-    var offset = 0
-    while offset < bytes.count {
-        let written = try bytes.withUnsafeMutableBytes { buffer in
-            try SystemCall.call("write") { write(fd, buffer.baseAddress! + offset, buffer.count - offset) }
-        }
-        offset += written
-    }
-    bytes.removeAll()
-}
-
-func setModificationTime(_ path: String, secondsAgo: Int) throws {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    var times = [timespec(tv_sec: now.tv_sec - secondsAgo, tv_nsec: 0), timespec(tv_sec: now.tv_sec - secondsAgo, tv_nsec: 0)]
-    try SystemCall.call("utimensat", path: path) { utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) }
-}
-
-func readFile(_ path: String) throws -> String {
-    try String(contentsOf: URL(fileURLWithPath: path), encoding: .utf8)
-}
-
-func exists(_ path: String) -> Bool {
-    (try? SystemCall.lstat(path)) != nil
-}
-
-struct TimedOut: Error {}
+import SpoolTestSupport
 
 /// A flag shared between a test and a thread it started.
 final class Flag: Sendable {
     private let state = Mutex(false)
     var isSet: Bool { state.withLock { $0 } }
     func set() { state.withLock { $0 = true } }
-}
-
-/// Runs blocking `body` on its own thread; throws `TimedOut` if it takes longer than `seconds`
-/// (the thread is then abandoned, but the test finishes).
-func withinTimeout<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () throws -> T) async throws -> T {
-    let resumed = Mutex(false)
-    return try await withCheckedThrowingContinuation { continuation in
-        let resume: @Sendable (Result<T, any Error>) -> Void = { result in
-            if resumed.withLock({ done in defer { done = true }; return !done }) { continuation.resume(with: result) }
-        }
-        Thread.detachNewThread { resume(Result { try body() }) }
-        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { resume(.failure(TimedOut())) }
-    }
 }
 
 /// Runs blocking `body` on its own thread (not the cooperative pool, which blocking loops would

@@ -2,7 +2,7 @@ import CSpoolSystem
 import Foundation
 import Glibc
 import SpoolCore
-import SpoolIntake
+@testable import SpoolStore
 import Testing
 
 @testable import SpoolDaemon
