@@ -99,7 +99,7 @@ let package = Package(
         .executableTarget(
             name: "spool",
             dependencies: [
-                "SpoolCore", "SpoolSystem", "SpoolDaemon", "SpoolExecutors", "SpoolHTTP",
+                "SpoolCore", "SpoolSystem", "SpoolStore", "SpoolDaemon", "SpoolExecutors", "SpoolHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),

@@ -24,7 +24,8 @@ public final class ResultPublisher: Sendable {
     let newest = NewestResults()
     /// Told of every publication (notifications, metrics).
     let observers: [any PublicationObserver]
-    private let events = Mutex<Int32>(-1)
+    /// `events.jsonl`.
+    public let events: EventLog
     /// Ids published but not yet marked `notified`, and whether a flush is under way.
     private let unmarked = Mutex<(ids: [String], flushing: Bool)>(([], false))
 
@@ -38,11 +39,8 @@ public final class ResultPublisher: Sendable {
         self.ledger = ledger
         self.logger = logger
         trash = Trash(layout: layout, folders: folders)
+        events = EventLog(path: layout.eventsPath)
         self.observers = observers
-    }
-
-    deinit {
-        events.withLock { fd in if fd >= 0 { close(fd) } }
     }
 
     /// Where a request's payload was dropped or submitted (absolute).
@@ -155,12 +153,8 @@ public final class ResultPublisher: Sendable {
     func writeMarker(_ request: InferenceRequest) -> Bool {
         let kept = config.keepFailedInputs ? layout.path(request.claimedPayloadPath) : nil
         let marker = ErrorMarker(request: request, inputLocation: inputLocation(request), keptInputLocation: kept, failedAt: Date())
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         do {
-            var data = try encoder.encode(marker)
-            data.append(0x0A)
-            try SystemCalls.writeAtomically(data, to: layout.path(request.failureLocation), temporaryDirectory: layout.path(SpoolLayout.partialDirectory))
+            try Markers.write(marker, to: layout.path(request.failureLocation), temporaryDirectory: layout.path(SpoolLayout.partialDirectory))
             return true
         } catch {
             logger.error("could not write the error marker; trying again shortly", metadata: [
@@ -205,69 +199,28 @@ public final class ResultPublisher: Sendable {
         return NotificationEvent.ResponseBody(content: data.base64EncodedString(), encoding: "BASE64")
     }
 
-    /// Appends the events' lines with a single `write` on an `O_APPEND` descriptor, so lines
-    /// from several processes never interleave. Returns false when they could not be written
-    /// (a full disk): a partial write is cut off again, so no torn line stays to swallow the
-    /// next one. The first open repairs a torn tail a crash left.
+    /// Appends the events' lines in one write (see `EventLog`); false when they could not be
+    /// written (logged: recovery publishes them again shortly).
     @discardableResult
     func appendEvents(_ events: [(NotificationEvent, id: String)]) -> Bool {
-        guard !events.isEmpty else { return true }
+        guard let first = events.first else { return true }
         var lines = Data()
         for (event, _) in events { lines.append(event.jsonLine()) }
-        return self.events.withLock { fd in
-            if fd < 0 {
-                fd = (try? SystemCalls.open(layout.eventsPath, O_RDWR | O_APPEND | O_CREAT)) ?? -1
-                if fd >= 0 { repairTornTail(fd) }
+        do {
+            try self.events.append(lines) { repair in
+                logger.warning("cut off a torn last line of events.jsonl", metadata: ["spool.bytes": "\(repair.bytesCut)"])
             }
-            guard fd >= 0 else {
-                logger.error("could not open events.jsonl", metadata: ["spool.request.id": "\(events[0].id)", "spool.count": "\(events.count)"])
-                return false
-            }
-            var info = stat()
-            let before = fstat(fd, &info) == 0 ? info.st_size : -1
-            do {
-                try SystemCalls.writeAll(fd, lines, path: layout.eventsPath)
-                return true
-            } catch {
-                // Whatever part of the lines made it in goes again, unless another process
-                // appended since (then the tail is repaired at the next start).
-                if before >= 0, fstat(fd, &info) == 0, info.st_size > before, info.st_size < before + off_t(lines.count) {
-                    _ = ftruncate(fd, before)
-                }
-                logger.error("could not append events; trying again shortly", metadata: [
-                    "spool.request.id": "\(events[0].id)", "spool.count": "\(events.count)", "spool.error": "\(error)",
-                ])
-                return false
-            }
+            return true
+        } catch {
+            logger.error("could not append events; trying again shortly", metadata: [
+                "spool.request.id": "\(first.id)", "spool.count": "\(events.count)", "spool.error": "\(error)",
+            ])
+            return false
         }
-    }
-
-    /// Cuts off a last line without its newline (a crash or a full disk in the middle of a
-    /// write), so the next event starts a line of its own.
-    private func repairTornTail(_ fd: Int32) {
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_size > 0 else { return }
-        let size = Int(info.st_size)
-        let window = min(size, 1 << 20)
-        var tail = [UInt8](repeating: 0, count: window)
-        guard pread(fd, &tail, window, off_t(size - window)) == window, tail.last != 0x0A else { return }
-        let keep = tail.lastIndex(of: 0x0A).map { size - window + $0 + 1 } ?? (window == size ? 0 : size)
-        guard keep < size, ftruncate(fd, off_t(keep)) == 0 else { return }
-        logger.warning("cut off a torn last line of events.jsonl", metadata: ["spool.bytes": "\(size - keep)"])
     }
 
     /// Inference ids that appear in the last `bytes` of `events.jsonl`.
     func recentlyLoggedIDs(bytes: Int = 1 << 20) -> Set<String> {
-        guard let handle = FileHandle(forReadingAtPath: layout.eventsPath) else { return [] }
-        defer { try? handle.close() }
-        let end = (try? handle.seekToEnd()) ?? 0
-        try? handle.seek(toOffset: end > UInt64(bytes) ? end - UInt64(bytes) : 0)
-        guard let data = try? handle.readToEnd() else { return [] }
-        var ids = Set<String>()
-        let decoder = JSONDecoder()
-        for line in data.split(separator: 0x0A) {
-            if let event = try? decoder.decode(NotificationEvent.self, from: line) { ids.insert(event.inferenceId) }
-        }
-        return ids
+        events.recentIDs(bytes: bytes)
     }
 }

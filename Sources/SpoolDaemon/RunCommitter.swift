@@ -2,6 +2,7 @@ import CSpoolSystem
 import Foundation
 import Logging
 import SpoolCore
+import SpoolStore
 
 #if canImport(Glibc)
 import Glibc
@@ -146,61 +147,32 @@ final class RunCommitter: Sendable {
         }
     }
 
-    /// Makes the outputs' bytes durable, waiting for Spool's own data only: writeback of every
-    /// output starts first (`sync_file_range`, no waiting), then each is flushed with `fdatasync`,
-    /// which by then mostly waits for writes already under way. (`syncfs`, one flush for the
-    /// batch, also waits for everything else dirty on the filesystem: a neighbour writing
-    /// gigabytes there would stall every commit.) Closes every descriptor.
+    /// Makes the outputs' bytes durable (`OutputFiles.makeDurable`); closes every descriptor.
     private static func syncOutputs(_ batch: [FinishedRun], _ results: inout [AttemptResult]) {
-        let open = batch.indices.filter { batch[$0].output >= 0 }
-        defer { for i in open { close(batch[i].output) } }
-        if open.count > 1 {
-            for i in open { _ = spool_start_writeback(batch[i].output) }
-        }
-        for i in open {
-            do {
-                try SystemCalls.fdatasync(batch[i].output, path: batch[i].partial)
-            } catch {
-                results[i] = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error)."))
-            }
+        let errors = OutputFiles.makeDurable(batch.map { ($0.output, $0.partial) })
+        for (i, error) in errors.enumerated() {
+            if let error { results[i] = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error).")) }
         }
     }
 
-    /// Renames each succeeded output to its final name, then fsyncs each folder that gained one,
-    /// and removes stale error markers for those paths. An output of a request older than one
-    /// that already published for the same path is dropped: the newest request wins.
+    /// Puts each succeeded output in place (`OutputFiles.place`). An output of a request older
+    /// than one that already published for the same path is dropped: the newest request wins.
     private static func publishOutputs(_ batch: [FinishedRun], _ results: inout [AttemptResult], layout: SpoolLayout, newest: NewestResults) {
-        var folders: [String: [Int]] = [:]
+        var placing: [Int] = []
         for i in batch.indices {
             guard case .succeeded = results[i], newest.mayPublish(batch[i].request.outputLocation, seq: batch[i].request.seq) else {
                 _ = unlink(batch[i].partial)
                 continue
             }
-            let destination = layout.path(batch[i].request.outputLocation)
-            let folder = (destination as NSString).deletingLastPathComponent
-            do {
-                if folders[folder] == nil { try SystemCalls.makeDirectories(folder) }
-                try SystemCalls.rename(batch[i].partial, destination)
-                folders[folder, default: []].append(i)
-            } catch {
-                _ = unlink(batch[i].partial)
-                results[i] = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error)."))
-            }
+            placing.append(i)
         }
-        for (folder, members) in folders {
-            do {
-                try SystemCalls.fsyncDirectory(folder)
-            } catch {
-                for i in members { results[i] = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error).")) }
-                continue
-            }
-            for i in members {
-                do {
-                    try SystemCalls.unlinkIfPresent(layout.path(batch[i].request.failureLocation))
-                } catch {
-                    results[i] = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error)."))
-                }
-            }
+        let errors = OutputFiles.place(placing.map { i in
+            OutputFiles.Placement(
+                partial: batch[i].partial, destination: layout.path(batch[i].request.outputLocation),
+                staleMarker: layout.path(batch[i].request.failureLocation))
+        })
+        for (i, error) in zip(placing, errors) {
+            if let error { results[i] = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error).")) }
         }
     }
 }

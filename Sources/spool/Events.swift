@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SpoolCore
+import SpoolStore
 
 #if canImport(Glibc)
 import Glibc
@@ -20,15 +21,8 @@ struct Events: AsyncParsableCommand {
     @OptionGroup var since: SinceOption
 
     func run() async throws {
-        let path = options.layout.eventsPath
-        let cutoff = since.cutoff
-        let reader = LineFollower(path: path)
-        while true {
-            for line in reader.readAvailable() where EventFilter.isAtOrAfter(line, cutoff) {
-                FileHandle.standardOutput.write(line + Data("\n".utf8))
-            }
-            if !follow { return }
-            try await Task.sleep(for: .milliseconds(100))
+        for await line in EventLog.lines(at: options.layout.eventsPath, since: since.cutoff, follow: follow) {
+            FileHandle.standardOutput.write(line + Data("\n".utf8))
         }
     }
 }
