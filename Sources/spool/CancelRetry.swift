@@ -14,8 +14,8 @@ struct Cancel: AsyncParsableCommand {
 
     @OptionGroup var options: RootOptions
 
-    @Argument(help: "The inference id.")
-    var id: String
+    @OptionGroup var request: RequestIDArgument
+    var id: String { request.id }
 
     func run() async throws {
         let config = try options.loadConfig()
@@ -27,7 +27,7 @@ struct Cancel: AsyncParsableCommand {
         } catch LedgerError.conflict(let reason) {
             throw CLIError.failure(reason)
         }
-        guard let cancelled else { throw CLIError.usage("unknown inference id \(id)") }
+        guard let cancelled else { throw RequestIDArgument.unknown(id) }
         if before?.state == .queued, config.ledgerURL == nil {
             // Nobody runs it: its marker and event are ours to write. A running request's
             // worker notices the cancel within a second, stops the model and writes them. With
@@ -56,8 +56,8 @@ struct Retry: AsyncParsableCommand {
 
     @OptionGroup var options: RootOptions
 
-    @Argument(help: "The inference id.")
-    var id: String
+    @OptionGroup var request: RequestIDArgument
+    var id: String { request.id }
 
     func run() async throws {
         let ledger = try await options.openLedger()
@@ -65,7 +65,7 @@ struct Retry: AsyncParsableCommand {
         do {
             switch try await Retention.retry(id: id, layout: options.layout, ledger: ledger, now: Date()) {
             case .queued(let request): retried = request
-            case .unknown: throw CLIError.usage("unknown inference id \(id) (never queued, or removed by gc or retain_finished)")
+            case .unknown: throw RequestIDArgument.unknown(id, "never queued, or removed by gc or retain_finished")
             case .inputNotKept:
                 throw CLIError.failure("the input of \(id) was not kept (removed by gc, or keep_failed_inputs = false); drop it again instead")
             }

@@ -115,3 +115,19 @@ struct SinceOption: ParsableArguments {
     /// The cutoff as a `Timestamp` string, nil without `--since`.
     var cutoff: String? { since.flatMap { Age.cutoff($0, now: Date()) } }
 }
+
+/// The inference id a subcommand acts on, and its lookup (`cat`, `cancel`, `retry`).
+struct RequestIDArgument: ParsableArguments {
+    @Argument(help: "The inference id.")
+    var id: String
+
+    /// The request, or a usage error naming the unknown id.
+    func request(in ledger: any LedgerReader) async throws -> InferenceRequest {
+        guard let request = try await ledger.request(id: id) else { throw Self.unknown(id) }
+        return request
+    }
+
+    static func unknown(_ id: String, _ why: String? = nil) -> CLIError {
+        CLIError.usage("unknown inference id \(id)" + (why.map { " (\($0))" } ?? ""))
+    }
+}

@@ -16,7 +16,7 @@ struct Status: AsyncParsableCommand {
         let ledger = try await options.openReader()
         let publisher = options.publisher(ledger: ledger, config: config)
         if let id {
-            guard let request = try await ledger.request(id: id) else { throw CLIError.usage("unknown inference id \(id)") }
+            guard let request = try await ledger.request(id: id) else { throw RequestIDArgument.unknown(id) }
             let view = RequestView(request, publisher: publisher)
             if options.json {
                 Output.json(view)

@@ -137,12 +137,12 @@ struct Cat: AsyncParsableCommand {
 
     @OptionGroup var options: RootOptions
 
-    @Argument(help: "The inference id.")
-    var id: String
+    @OptionGroup var requestID: RequestIDArgument
 
     func run() async throws {
         let ledger = try await options.openReader()
-        guard let request = try await ledger.request(id: id) else { throw CLIError.usage("unknown inference id \(id)") }
+        let request = try await requestID.request(in: ledger)
+        let id = request.id
         guard request.state == .succeeded else {
             var message = "request \(id) is \(request.state.rawValue)"
             if let reason = request.failureReason { message += ": \(reason)" }
