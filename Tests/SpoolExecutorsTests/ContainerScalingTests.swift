@@ -16,7 +16,8 @@ import Glibc
         let executor = try Support.executor(min: 0)
         defer { Task { await executor.shutdown() } }
         try await executor.start(context: Support.context())
-        try await Task.sleep(for: .milliseconds(300))
+        // Rounds of scaling with nothing queued, an hour apart: nothing starts.
+        for hour in 1...3 { await executor.pool.tick(backlog: 0, now: .now + .seconds(3600 * hour)) }
         #expect(await executor.pool.processIDs().isEmpty)
         #expect(executor.instancesRunning == 0)
 
@@ -54,7 +55,10 @@ import Glibc
         // seconds to spawn the server.
         #expect(await Support.eventually(within: .seconds(30)) { await executor.pool.processIDs().count == 1 })
         let pid = try #require(await executor.pool.processIDs().first)
-        try await Task.sleep(for: .seconds(1))
+        #expect(await Support.eventually(within: .seconds(30)) { await executor.pool.readyIndices() == [0] })
+        // Rounds of scaling an hour later (idle_seconds is 0): min keeps it.
+        for hour in 1...3 { await executor.pool.tick(backlog: 0, now: .now + .seconds(3600 * hour)) }
+        #expect(await executor.pool.readyIndices() == [0], "not being stopped")
         #expect(Support.isAlive(pid))
         #expect(await executor.pool.processIDs() == [pid])
     }
