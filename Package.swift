@@ -53,7 +53,8 @@ let package = Package(
             ]
         ),
         // The spool folders' protocol: claims (token folders, the folder pool, payload files,
-        // sidecars) and the trash whose files become outputs.
+        // sidecars), outputs (made durable, put in place; the trash whose files become outputs),
+        // error markers and the event log.
         .target(name: "SpoolStore", dependencies: ["SpoolCore", "SpoolSystem", "CSpoolSystem"]),
         // Finding dropped files: inotify, scans and polling. It only watches; claiming is the store's.
         .target(name: "SpoolIntake", dependencies: ["SpoolCore", "SpoolSystem"]),
@@ -108,7 +109,7 @@ let package = Package(
         .testTarget(name: "SpoolCoreTests", dependencies: ["SpoolCore"]),
         // The ledger conformance suite: every driver's tests run it.
         .target(name: "SpoolLedgerConformance", dependencies: ["SpoolCore"], path: "Tests/SpoolLedgerConformance"),
-        // What every test target shares: ports for the servers tests start.
+        // What test targets share: ports for the servers tests start, a clock tests move, file helpers.
         .target(name: "SpoolTestSupport", dependencies: ["SpoolSystem"], path: "Tests/SpoolTestSupport"),
         .testTarget(
             name: "SpoolLedgerTests",

@@ -105,6 +105,11 @@ actor InstancePool {
         entries.filter { $0.phase == .ready }.map(\.instance.index).sorted()
     }
 
+    /// How many instances the pool holds, in any phase (started, even before their process is).
+    func instanceCount() -> Int {
+        entries.count
+    }
+
     /// The PIDs of the server processes alive now.
     func processIDs() -> [pid_t] {
         entries.compactMap { $0.instance.pid }

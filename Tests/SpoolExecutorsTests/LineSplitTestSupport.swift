@@ -102,11 +102,10 @@ final class FakeBatchModel: ModelExecutor {
     /// Returns once batch `order` has answered, or after `limit` (the test then fails on the order
     /// it checks, instead of hanging).
     private func waitFor(_ order: Int, limit: Duration = .seconds(30)) async {
-        let gate = Mutex(false)
         let timer = Task {
-            try? await Task.sleep(for: limit)
+            guard (try? await Task.sleep(for: limit)) != nil else { return }  // cancelled: answered in time
             let waiters = state.withLock { $0.waiting.removeValue(forKey: order) ?? [] }
-            if !gate.withLock({ $0 }) { waiters.forEach { $0.resume() } }
+            waiters.forEach { $0.resume() }
         }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let done = state.withLock { state -> Bool in
@@ -116,7 +115,6 @@ final class FakeBatchModel: ModelExecutor {
             }
             if done { continuation.resume() }
         }
-        gate.withLock { $0 = true }
         timer.cancel()
     }
 

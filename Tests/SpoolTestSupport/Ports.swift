@@ -25,7 +25,9 @@ public enum TestPorts {
     public static func reserve(_ count: Int = 1) throws -> Int {
         precondition(count >= 1 && count <= 100)
         for _ in 0..<((highest - lowest) / count) {
-            let offset = next.add(count, ordering: .relaxed).oldValue % (highest - lowest - count)
+            let offset = next.add(count, ordering: .relaxed).oldValue % (highest - lowest)
+            // A block that would run past the top is skipped, not wrapped onto ports given out.
+            guard offset + count <= highest - lowest else { continue }
             let base = lowest + offset
             if (base..<(base + count)).allSatisfy(isFree) { return base }
         }
