@@ -114,7 +114,7 @@ let package = Package(
         .testTarget(
             name: "SpoolLedgerTests",
             dependencies: [
-                "SpoolLedger", "SpoolCore", "SpoolLedgerConformance", .product(name: "GRDB", package: "GRDB.swift"),
+                "SpoolLedger", "SpoolCore", "SpoolLedgerConformance", "SpoolTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(
@@ -137,7 +137,7 @@ let package = Package(
         .testTarget(
             name: "SpoolHTTPTests",
             dependencies: [
-                "SpoolHTTP", "SpoolDaemon", "SpoolCore",
+                "SpoolHTTP", "SpoolDaemon", "SpoolCore", "SpoolTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

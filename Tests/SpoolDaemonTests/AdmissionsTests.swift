@@ -3,6 +3,7 @@ import Logging
 import SpoolCore
 import SpoolDaemon
 import SpoolLedger
+import SpoolTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -13,7 +14,7 @@ import Glibc
 /// executor and no worker.
 @Suite struct AdmissionsTests {
     static func root() throws -> (SpoolLayout, SQLiteLedger) {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("spool-admissions-\(UUID().uuidString)").path
+        let path = try makeTemporaryDirectory(prefix: "spool-admissions")
         try FileManager.default.createDirectory(atPath: path + "/.spool", withIntermediateDirectories: true)
         let layout = SpoolLayout(root: path)
         return (layout, try SQLiteLedger(path: layout.ledgerPath))
@@ -21,7 +22,7 @@ import Glibc
 
     static func payload(_ bytes: [UInt8], in layout: SpoolLayout) throws -> Int32 {
         let path = layout.path("payload.bin")
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         #expect(fd >= 0)
         return fd

@@ -12,8 +12,7 @@ import Testing
     typealias C = LedgerConformance
 
     static func ledger() throws -> (SQLiteLedger, String) {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("spool-waiter-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let folder = try makeTemporaryDirectory(prefix: "spool-waiter")
         return (try SQLiteLedger(path: folder + "/ledger.sqlite"), folder)
     }
 

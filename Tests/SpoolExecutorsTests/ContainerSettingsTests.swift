@@ -1,5 +1,6 @@
 import Foundation
 import SpoolCore
+import SpoolTestSupport
 import Testing
 @testable import SpoolExecutors
 
@@ -24,9 +25,7 @@ import Glibc
     }
 
     static func temporaryFolder() throws -> String {
-        var template = Array("/tmp/spool-container-XXXXXX".utf8CString)
-        guard mkdtemp(&template) != nil else { throw POSIXError(.EIO) }
-        return String(cString: template)
+        try makeTemporaryDirectory(prefix: "spool-container")
     }
 
     @Test func everyInstanceGetsItsEnvironmentPortsAndFolder() async throws {

@@ -1,5 +1,6 @@
 import Foundation
 import SpoolCore
+import SpoolTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -13,9 +14,7 @@ final class InvocationFixture {
     let outputPath: String
 
     init(payload: [UInt8]) throws {
-        var template = Array("/tmp/spool-executor-XXXXXX".utf8CString)
-        guard mkdtemp(&template) != nil else { throw POSIXError(.EIO) }
-        directory = String(cString: template)
+        directory = try makeTemporaryDirectory(prefix: "spool-executor")
         inputPath = directory + "/payload"
         outputPath = directory + "/output"
         try Data(payload).write(to: URL(fileURLWithPath: inputPath))

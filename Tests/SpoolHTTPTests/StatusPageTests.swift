@@ -1,5 +1,6 @@
 import Foundation
 import SpoolCore
+import SpoolTestSupport
 import Testing
 
 @testable import SpoolDaemon
@@ -135,8 +136,7 @@ extension HTTPAPITests {
     }
 
     @Test func requestPageShowsProgressAndTheMarkersTail() throws {
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("spool-page-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        let base = try makeTemporaryDirectory(prefix: "spool-page")
         defer { try? FileManager.default.removeItem(atPath: base) }
         let request = InferenceRequest(
             id: "r1", endpoint: "e", source: .drop, inputPath: Self.hostile, claimToken: "t", payloadBytes: 1000,

@@ -7,6 +7,7 @@ import ServiceLifecycle
 import SpoolCore
 import SpoolDaemon
 import SpoolHTTP
+import SpoolTestSupport
 import Testing
 
 /// Every HTTP suite is nested in this one, so the target runs one test at a time (two cores,
@@ -75,7 +76,7 @@ final class TestServer: Sendable {
     }
 
     private init(extraHTTP: String, extra: String) async throws {
-        base = FileManager.default.temporaryDirectory.appendingPathComponent("spool-http-\(UUID().uuidString)").path
+        base = try makeTemporaryDirectory(prefix: "spool-http")
         for folder in ["root", "outside", "allowed", "bucket"] {
             try FileManager.default.createDirectory(atPath: "\(base)/\(folder)", withIntermediateDirectories: true)
         }

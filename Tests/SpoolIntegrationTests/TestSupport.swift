@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Synchronization
+import SpoolTestSupport
 import Testing
 
 /// Every integration suite is nested in this one, so the whole target runs one test at a time
@@ -142,11 +143,7 @@ final class SpoolRoot: @unchecked Sendable {
     private var children: [Child] = []
 
     init(config: String? = nil) throws {
-        var template = Array("/tmp/spool-it-XXXXXX".utf8CString)
-        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw HarnessError("mkdtemp failed: errno \(errno)")
-        }
-        base = String(cString: made)
+        base = try makeTemporaryDirectory(prefix: "spool-it")
         path = base + "/spool"
         try Files.makeDirectories(path + "/incoming")
         if let config { try Files.write(path + "/spool.toml", Array(config.utf8)) }

@@ -1,10 +1,10 @@
 import Foundation
+import SpoolTestSupport
 
-/// Runs `body` with a fresh, empty directory that is removed afterwards, whatever happens.
+/// Runs `body` with a fresh, empty directory (SpoolTestSupport's) that is removed afterwards,
+/// whatever happens; the ledger tests take it as a URL.
 func withTemporaryDirectory<T>(_ body: (URL) async throws -> T) async throws -> T {
-    let directory = FileManager.default.temporaryDirectory
-        .appendingPathComponent("spool-ledger-tests-\(UUID().uuidString)", isDirectory: true)
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    return try await body(directory)
+    let path = try makeTemporaryDirectory(prefix: "spool-ledger-tests")
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    return try await body(URL(fileURLWithPath: path, isDirectory: true))
 }
