@@ -32,6 +32,8 @@ public final class Admissions: Sendable {
     let recorded: @Sendable (InferenceRequest) async -> Void
     /// Told that payloads are arriving (the trash waits for a quiet queue).
     let activity: @Sendable () -> Void
+    /// The wall clock arrivals are recorded by (a request's TTL counts from its arrival).
+    let now: @Sendable () -> Date
     /// Submitted payloads on their way to a claim and the ledger.
     let submissions: BatchQueue<PendingSubmission>
     /// The lock that proves `owner` alive, when these admissions hold it themselves.
@@ -39,7 +41,7 @@ public final class Admissions: Sendable {
 
     init(
         layout: SpoolLayout, config: SpoolConfig, ledger: any Ledger, claimer: PayloadClaimer, ids: InferenceIDGenerator,
-        owner: String, logger: Logger, stopping: AtomicFlag, ownerLock: OwnerLock? = nil,
+        owner: String, logger: Logger, stopping: AtomicFlag, ownerLock: OwnerLock? = nil, now: @escaping @Sendable () -> Date = { Date() },
         activity: @escaping @Sendable () -> Void = {}, recorded: @escaping @Sendable (InferenceRequest) async -> Void
     ) {
         self.layout = layout
@@ -51,6 +53,7 @@ public final class Admissions: Sendable {
         self.logger = logger
         self.stopping = stopping
         self.ownerLock = ownerLock
+        self.now = now
         self.activity = activity
         self.recorded = recorded
         let lane = BlockingLane("spool.submit")
@@ -131,7 +134,7 @@ public final class Admissions: Sendable {
     @discardableResult
     func record(_ pending: [PendingRecord], giveUp: (() -> Bool)? = nil) async -> [InferenceRequest?] {
         if pending.isEmpty { return [] }
-        let now = Date()
+        let now = now()
         let admissions = pending.map { admission(for: $0, now: now) }
         let giveUp = giveUp ?? stopping.load
         let what = "recording \(pending.count) claimed payloads"

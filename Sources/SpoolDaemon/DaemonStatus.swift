@@ -96,9 +96,6 @@ struct DaemonStatusService: Service {
     let interval: Duration
 
     func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            DaemonStatus.write(for: engine)
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-        }
+        await engine.clock.rounds(every: interval, startingNow: true) { DaemonStatus.write(for: engine) }
     }
 }

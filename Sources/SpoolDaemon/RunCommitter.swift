@@ -37,16 +37,16 @@ final class RunCommitter: Sendable {
     ///   up on (the rows stay `running` for this owner, and the next start requeues them).
     init(
         layout: SpoolLayout, ledger: any Ledger, publisher: ResultPublisher, owner: String, logger: Logger, stopping: AtomicFlag,
-        ledgerFirst: Bool = false
+        ledgerFirst: Bool = false, now: @escaping @Sendable () -> Date = { Date() }
     ) {
         let newest = publisher.newest
         let publishing = BlockingLane("spool.publish")
         let lane = BlockingLane("spool.commit")
         let recorded = BatchQueue<FinishedRun> { [ledger, publisher, owner, logger] batch in
             if ledgerFirst {
-                await Self.recordFirst(batch, ledger: ledger, owner: owner, logger: logger, lane: lane, layout: layout, newest: newest, stopping: stopping)
+                await Self.recordFirst(batch, ledger: ledger, owner: owner, logger: logger, lane: lane, layout: layout, newest: newest, stopping: stopping, now: now)
             } else {
-                await Self.record(batch, ledger: ledger, publisher: publisher, owner: owner, logger: logger, lane: publishing, stopping: stopping)
+                await Self.record(batch, ledger: ledger, publisher: publisher, owner: owner, logger: logger, lane: publishing, stopping: stopping, now: now)
             }
         }
         self.recorded = recorded
@@ -79,14 +79,14 @@ final class RunCommitter: Sendable {
 
     private static func record(
         _ batch: [FinishedRun], ledger: any Ledger, publisher: ResultPublisher, owner: String, logger: Logger, lane: BlockingLane,
-        stopping: AtomicFlag
+        stopping: AtomicFlag, now: @Sendable () -> Date
     ) async {
         let attempts = batch.map { FinishedAttempt(id: $0.request.id, result: $0.result) }
         // Tried until recorded: a request whose result is on disk must not stay `running`. Only
         // at shutdown does it give up; the rows then stay `running` for this owner, and the next
         // start requeues them.
         guard let finished = await persistently("recording \(batch.count) finished requests", logger: logger, giveUp: stopping.load, {
-            try await ledger.finish(attempts, owner: owner, now: Date())
+            try await ledger.finish(attempts, owner: owner, now: now())
         }) else { return }
         var finishedRows: [InferenceRequest] = []
         for (run, row) in zip(batch, finished) {
@@ -105,11 +105,11 @@ final class RunCommitter: Sendable {
     /// one whose output could not be made durable).
     private static func recordFirst(
         _ batch: [FinishedRun], ledger: any Ledger, owner: String, logger: Logger, lane: BlockingLane, layout: SpoolLayout,
-        newest: NewestResults, stopping: AtomicFlag
+        newest: NewestResults, stopping: AtomicFlag, now: @Sendable () -> Date
     ) async {
         let attempts = batch.map { FinishedAttempt(id: $0.request.id, result: $0.result) }
         guard let finished = await persistently("recording \(batch.count) finished requests", logger: logger, giveUp: stopping.load, {
-            try await ledger.finish(attempts, owner: owner, now: Date())
+            try await ledger.finish(attempts, owner: owner, now: now())
         }) else {
             for run in batch { _ = unlink(run.partial) }
             return

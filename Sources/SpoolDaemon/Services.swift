@@ -49,18 +49,14 @@ struct WorkerPoolService: Service {
     }
 }
 
-/// Rescues the work of processes that died, records their half-made claims and publishes what
-/// they finished, every few seconds.
-struct MaintenanceService: Service {
+/// The rescuer: takes over the work of processes that died, records their half-made claims and
+/// publishes what they finished, every `interval` on the engine's clock.
+struct RescuerService: Service {
     let engine: SpoolEngine
     let interval: Duration
 
     func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            if Task.isCancelled || Task.isShuttingDownGracefully { return }
-            await engine.recover()
-        }
+        await engine.clock.rounds(every: interval) { await engine.recover() }
     }
 }
 
@@ -71,16 +67,14 @@ struct RetentionService: Service {
     let engine: SpoolEngine
     let period: TimeInterval
     let interval: Duration
-    let clock: any Clock<Duration>
-    /// The wall clock that finish times are compared with.
-    let now: @Sendable () -> Date
 
     func run() async throws {
         let retention = Retention(layout: engine.layout, ledger: engine.ledger, removeOutputs: engine.config.retainOutputs)
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        let clock = engine.clock
+        await clock.rounds(every: interval, startingNow: true) {
             do {
-                let summary = try await retention.sweep(finishedBefore: now().addingTimeInterval(-period), between: {
-                    try? await cancelWhenGracefulShutdown { try await clock.sleep(for: .milliseconds(20)) }
+                let summary = try await retention.sweep(finishedBefore: clock.now().addingTimeInterval(-period), between: {
+                    try? await cancelWhenGracefulShutdown { try await clock.clock.sleep(for: .milliseconds(20), tolerance: nil) }
                 })
                 if summary.requests > 0 {
                     engine.logger.info("removed old finished requests", metadata: [
@@ -90,7 +84,6 @@ struct RetentionService: Service {
             } catch {
                 engine.logger.error("could not remove old finished requests", metadata: ["spool.error": "\(error)"])
             }
-            try? await cancelWhenGracefulShutdown { try await clock.sleep(for: interval) }
         }
     }
 }
@@ -116,9 +109,7 @@ struct LeaseService: Service {
 
     func run() async throws {
         let interval = max(leasing.leaseDuration / 6, .milliseconds(200))
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            if Task.isCancelled || Task.isShuttingDownGracefully { return }
+        await engine.clock.rounds(every: interval) {
             do {
                 if try await !leasing.renewLease(owner: engine.owner) {
                     engine.logger.warning("this process's lease had lapsed; requests it was running may have been taken over", metadata: [
@@ -149,7 +140,7 @@ struct PublisherService: Service {
                     engine.logger.info("publishing for the cluster", metadata: ["spool.owner": "\(engine.owner)"])
                     while !stopping.load() {
                         await engine.publishFinished(while: holding)
-                        try await Task.sleep(for: interval)  // ends with the role
+                        try await engine.clock.clock.sleep(for: interval, tolerance: nil)  // ends with the role
                     }
                     // A last round for what the workers finished before they stopped.
                     await engine.publishFinished(while: holding)
@@ -172,6 +163,19 @@ struct WakeService: Service {
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
             await leasing.listenForQueued { [engine] endpoint in engine.wake(endpoint) }
+        }
+    }
+}
+
+extension SpoolClock {
+    /// Runs `round` every `interval` (first right away with `startingNow`, else after one
+    /// interval) until graceful shutdown or cancellation: the loop of the periodic services.
+    func rounds(every interval: Duration, startingNow: Bool = false, _ round: () async -> Void) async {
+        if startingNow { await round() }
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await cancelWhenGracefulShutdown { [clock] in try await clock.sleep(for: interval, tolerance: nil) }
+            if Task.isCancelled || Task.isShuttingDownGracefully { return }
+            await round()
         }
     }
 }

@@ -30,11 +30,12 @@ public struct SpoolDaemon: Sendable {
     /// Recovery runs in `serve`/`drain`.
     public init(
         layout: SpoolLayout, config: SpoolConfig, logger: Logger, observers: [any PublicationObserver] = [],
-        notifierOptions: Notifier.Options = Notifier.Options()
+        notifierOptions: Notifier.Options = Notifier.Options(), clock: SpoolClock = .system
     ) async throws {
         let ledger = try await LedgerStore.open(layout: layout, config: config, logger: logger)
         notifier = Notifier(layout: layout, config: config, ledger: ledger, logger: logger, options: notifierOptions)
-        engine = try SpoolEngine(layout: layout, config: config, ledger: ledger, logger: logger, observers: [notifier] + observers)
+        engine = try SpoolEngine(
+            layout: layout, config: config, ledger: ledger, logger: logger, observers: [notifier] + observers, clock: clock)
         self.logger = logger
     }
 
@@ -62,9 +63,7 @@ public struct SpoolDaemon: Sendable {
             }
         }
         let retention: [ServiceGroupConfiguration.ServiceConfiguration] = engine.config.retainFinished.map { period in
-            [.init(service: RetentionService(
-                engine: engine, period: period, interval: options.retentionInterval, clock: ContinuousClock(), now: { Date() }),
-                serviceName: "retention")]
+            [.init(service: RetentionService(engine: engine, period: period, interval: options.retentionInterval), serviceName: "retention")]
         } ?? []
         // Shut down in reverse order: the notifier and the status file last, after the workers
         // have published what they finished.
@@ -85,7 +84,7 @@ public struct SpoolDaemon: Sendable {
         var configuration = ServiceGroupConfiguration(
             services: all + services + [
                 .init(service: WorkerPoolService(engine: engine), serviceName: "workers"),
-                .init(service: MaintenanceService(engine: engine, interval: .seconds(5)), serviceName: "maintenance"),
+                .init(service: RescuerService(engine: engine, interval: .seconds(5)), serviceName: "rescuer"),
                 .init(service: IntakeService(engine: engine, source: source), serviceName: "intake"),
             ] + retention + [
                 .init(service: StoppingNotice(engine: engine), serviceName: "stopping"),

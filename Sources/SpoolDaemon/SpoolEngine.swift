@@ -23,6 +23,10 @@ public final class SpoolEngine: Sendable {
     let ids = InferenceIDGenerator()
     let ownerLock: OwnerLock
     public let logger: Logger
+    /// The time the engine goes by: timeouts, TTLs, the services' rounds (tests move it).
+    public let clock: SpoolClock
+    /// Runs each claimed request's attempt through its model, with its watchdog.
+    let attempts: AttemptRunner
     /// Finished attempts on their way to the disk, the ledger and the publisher.
     let commits: RunCommitter
     /// Set when graceful shutdown begins: the HTTP API answers 503 from then on.
@@ -74,9 +78,10 @@ public final class SpoolEngine: Sendable {
 
     public init(
         layout: SpoolLayout, config: SpoolConfig, ledger: any Ledger, logger: Logger,
-        observers: [any PublicationObserver] = []
+        observers: [any PublicationObserver] = [], clock: SpoolClock = .system
     ) throws {
         self.layout = layout
+        self.clock = clock
         self.config = config
         self.ledger = ledger
         self.logger = logger
@@ -107,15 +112,16 @@ public final class SpoolEngine: Sendable {
         // No folder fsyncs at claim: the ledger row that follows is not fsynced either (WAL,
         // synchronous=NORMAL), and a process crash loses nothing the page cache holds.
         claimer = PayloadClaimer(layout: layout, ids: ids, owner: ownerLock.owner, syncsDirectories: false, folders: folders)
+        attempts = AttemptRunner(layout: layout, ledger: ledger, owner: ownerLock.owner, clock: clock)
         let stopping = AtomicFlag()
         self.stopping = stopping
         commits = RunCommitter(
             layout: layout, ledger: ledger, publisher: publisher, owner: ownerLock.owner, logger: logger, stopping: stopping,
-            ledgerFirst: ledger is any LeasingLedger)
+            ledgerFirst: ledger is any LeasingLedger, now: clock.now)
         let engine = WeakReference<SpoolEngine>()
         admissions = Admissions(
             layout: layout, config: config, ledger: ledger, claimer: claimer, ids: ids, owner: ownerLock.owner, logger: logger,
-            stopping: stopping, activity: { [trash = publisher.trash] in trash.noteActivity() },
+            stopping: stopping, now: clock.now, activity: { [trash = publisher.trash] in trash.noteActivity() },
             recorded: { request in await engine.value?.recorded(request) })
         engine.value = self
     }

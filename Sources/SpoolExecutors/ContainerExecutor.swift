@@ -20,6 +20,8 @@ public struct ContainerTimings: Sendable {
     public var terminationGrace: Duration = .seconds(30)
     /// How long a server that exited mid-request is given to be seen exited. Default 500 ms.
     public var exitNoticeWait: Duration = .milliseconds(500)
+    /// What the scaler's rounds, idle times and health-check intervals go by (tests move it).
+    public var clock: SpoolClock = .system
 
     public init() {}
 
@@ -89,13 +91,13 @@ public final class ContainerExecutor: ModelExecutor {
     public func start(context: ExecutorContext) async throws {
         let pool = self.pool
         let interval = timings.scaleInterval
+        let clock = timings.clock
         await pool.tick(backlog: 0)
         scaler.withLock { task in
             task?.cancel()
             task = Task {
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: interval)
-                    if Task.isCancelled { break }
+                    guard await clock.sleep(for: interval) else { break }
                     await pool.tick(backlog: await context.backlog())
                 }
             }

@@ -22,9 +22,10 @@ actor InstancePool {
         var instance: ModelServerInstance
         var phase: Phase
         var inFlight = 0
-        var idleSince = ContinuousClock.now
+        /// On the pool's clock (`timings.clock.uptime`).
+        var idleSince: Duration
         /// When the instance was last pinged for health (or became ready), and whether a ping is out.
-        var checkedAt = ContinuousClock.now
+        var checkedAt: Duration
         var checking = false
         var failedChecks = 0
     }
@@ -69,6 +70,9 @@ actor InstancePool {
         self.client = client
     }
 
+    /// The time on the pool's clock (`ContainerTimings.clock`): what idle times are measured in.
+    nonisolated func now() -> Duration { timings.clock.uptime() }
+
     /// A ready instance with a slot reserved for the caller, who must `release` it.
     func acquire() async throws -> ModelServerInstance {
         if closed { throw Failure(.modelError, "The model servers are shutting down.", retryable: true) }
@@ -96,7 +100,7 @@ actor InstancePool {
     func release(_ instance: ModelServerInstance) {
         guard let index = entries.firstIndex(where: { $0.instance === instance }) else { return }
         entries[index].inFlight -= 1
-        if entries[index].inFlight == 0 { entries[index].idleSince = .now }
+        if entries[index].inFlight == 0 { entries[index].idleSince = now() }
         dispatch()
     }
 
@@ -116,7 +120,8 @@ actor InstancePool {
     }
 
     /// One round of scaling (see `ScalingPolicy`); `backlog` is the endpoint's queued requests.
-    func tick(backlog: Int, now: ContinuousClock.Instant = .now) {
+    func tick(backlog: Int, now: Duration? = nil) {
+        let now = now ?? self.now()
         guard !closed else { return }
         let policy = ScalingPolicy(limits: limits, slots: slots)
         let seen = entries.map { entry in
@@ -193,7 +198,7 @@ actor InstancePool {
     }
 
     /// Pings the ready instances that are due; see `healthChecked`.
-    private func checkHealth(now: ContinuousClock.Instant) {
+    private func checkHealth(now: Duration) {
         let interval = timings.healthCheck
         for index in entries.indices {
             let entry = entries[index]
@@ -213,7 +218,7 @@ actor InstancePool {
     private func healthChecked(_ instance: ModelServerInstance, healthy: Bool) {
         guard let index = entries.firstIndex(where: { $0.instance === instance }) else { return }
         entries[index].checking = false
-        entries[index].checkedAt = .now
+        entries[index].checkedAt = now()
         entries[index].failedChecks = healthy ? 0 : entries[index].failedChecks + 1
         let allowed = entries[index].inFlight > 0 ? 4 : 2
         guard entries[index].failedChecks >= allowed, entries[index].phase == .ready, !closed else { return }
@@ -250,7 +255,7 @@ actor InstancePool {
         let used = Set(entries.map(\.instance.index))
         guard let index = (0..<limits.max).first(where: { !used.contains($0) }) else { return false }
         let instance = ModelServerInstance(index: index, spec: spec, workdir: workdir, log: log(for: index), processGroups: processGroups)
-        entries.append(Entry(instance: instance, phase: .starting))
+        entries.append(Entry(instance: instance, phase: .starting, idleSince: now(), checkedAt: now()))
         live.withLock { $0.append(instance) }
         Task {
             do {
@@ -273,8 +278,8 @@ actor InstancePool {
         guard let index = entries.firstIndex(where: { $0.instance === instance }) else { return }
         if entries[index].phase == .starting {
             entries[index].phase = .ready
-            entries[index].idleSince = .now
-            entries[index].checkedAt = .now
+            entries[index].idleSince = now()
+            entries[index].checkedAt = now()
         }
         dispatch()
     }

@@ -1,7 +1,7 @@
 import SpoolCore
 
 /// What one round of scaling does to a container endpoint's instances, decided from their state
-/// alone: a value, with no processes and no clock of its own, so that its rules are tested on
+/// alone: a value, with no processes and no clock of its own (times are durations on the pool's clock), so that its rules are tested on
 /// their own (`ScalingPolicyTests`). `InstancePool.tick` applies it.
 ///
 /// The rules, in order:
@@ -21,8 +21,9 @@ struct ScalingPolicy: Sendable, Equatable {
     struct Instance: Sendable, Equatable {
         var phase: Phase
         var inFlight: Int
-        /// Since when nothing has been in flight (meaningful when `inFlight` is 0).
-        var idleSince: ContinuousClock.Instant
+        /// Since when nothing has been in flight (meaningful when `inFlight` is 0), on the pool's
+        /// clock (`SpoolClock.uptime`).
+        var idleSince: Duration
     }
 
     /// Instances to start, and the positions (in the `instances` given) of those to stop.
@@ -35,7 +36,7 @@ struct ScalingPolicy: Sendable, Equatable {
     /// Concurrent invocations per instance.
     var slots: Int
 
-    func decide(instances: [Instance], waiting: Int, backlog: Int, now: ContinuousClock.Instant) -> Decision {
+    func decide(instances: [Instance], waiting: Int, backlog: Int, now: Duration) -> Decision {
         var decision = Decision()
         var held = instances.count
         var live = instances.count { $0.phase != .stopping }

@@ -1,5 +1,6 @@
 import Foundation
 import SpoolCore
+import SpoolTestSupport
 import Testing
 @testable import SpoolExecutors
 
@@ -9,15 +10,22 @@ import Glibc
 
 /// Container instances seen through the process table: cold start from zero, scale-out,
 /// idle scale-in, `min` instances, and shutdown (SIGTERM, then SIGKILL after the grace period).
+/// Where time decides (idle scale-in, rounds with nothing queued) the scaler runs on a clock the
+/// test moves.
 @Suite struct ContainerScalingTests {
     typealias Support = ContainerTestSupport
 
     @Test func coldStartFromZero() async throws {
-        let executor = try Support.executor(min: 0)
+        let clock = ManualClock()
+        let executor = try Support.executor(min: 0, clock: clock)
         defer { Task { await executor.shutdown() } }
         try await executor.start(context: Support.context())
-        // Rounds of scaling with nothing queued, an hour apart: nothing starts.
-        for hour in 1...3 { await executor.pool.tick(backlog: 0, now: .now + .seconds(3600 * hour)) }
+        // The scaler's rounds with nothing queued, an hour apart: nothing starts.
+        for _ in 1...3 {
+            #expect(await clock.waitForSleepers(1), "the scaler waits for its next round on the clock")
+            clock.advance(by: .seconds(3600))
+        }
+        #expect(await clock.waitForSleepers(1), "and has done its rounds")
         #expect(await executor.pool.instanceCount() == 0, "not even one starting")
         #expect(await executor.pool.processIDs().isEmpty)
         #expect(executor.instancesRunning == 0)
@@ -32,13 +40,19 @@ import Glibc
     }
 
     @Test func idleInstancesScaleInToZero() async throws {
-        let executor = try Support.executor(min: 0, idleSeconds: 1)
+        let clock = ManualClock()
+        let executor = try Support.executor(min: 0, idleSeconds: 60, clock: clock)
         defer { Task { await executor.shutdown() } }
         try await executor.start(context: Support.context())
         let fixture = try InvocationFixture(payload: Array("x".utf8))
         #expect(try await fixture.run(executor).0 == .succeeded)
         let pid = try #require(await executor.pool.processIDs().first)
+        #expect(await clock.waitForSleepers(1))
+        clock.advance(by: .seconds(59))
+        #expect(await clock.waitForSleepers(1), "a round 59 s into the idle time")
+        #expect(await executor.pool.readyIndices() == [0], "is not stopped one second short of idle_seconds")
         #expect(Support.isAlive(pid))
+        clock.advance(by: .seconds(1))
         #expect(await Support.eventually(within: .seconds(15)) { !Support.isAlive(pid) })
         #expect(await Support.eventually { executor.instancesRunning == 0 })
 
@@ -49,7 +63,8 @@ import Glibc
     }
 
     @Test func minInstancesStartWithTheExecutorAndStay() async throws {
-        let executor = try Support.executor(min: 1, max: 2, idleSeconds: 0)
+        let clock = ManualClock()
+        let executor = try Support.executor(min: 1, max: 2, idleSeconds: 0, clock: clock)
         defer { Task { await executor.shutdown() } }
         try await executor.start(context: Support.context())
         // Bounded like the instance's start-up (30 s): a machine busy with other tests may take
@@ -57,8 +72,12 @@ import Glibc
         #expect(await Support.eventually(within: .seconds(30)) { await executor.pool.processIDs().count == 1 })
         let pid = try #require(await executor.pool.processIDs().first)
         #expect(await Support.eventually(within: .seconds(30)) { await executor.pool.readyIndices() == [0] })
-        // Rounds of scaling an hour later (idle_seconds is 0): min keeps it.
-        for hour in 1...3 { await executor.pool.tick(backlog: 0, now: .now + .seconds(3600 * hour)) }
+        // The scaler's rounds, an hour apart (idle_seconds is 0): min keeps it.
+        for _ in 1...3 {
+            #expect(await clock.waitForSleepers(1))
+            clock.advance(by: .seconds(3600))
+        }
+        #expect(await clock.waitForSleepers(1))
         #expect(await executor.pool.readyIndices() == [0], "not being stopped")
         #expect(Support.isAlive(pid))
         #expect(await executor.pool.processIDs() == [pid])

@@ -40,14 +40,16 @@ enum ContainerTestSupport {
     /// A container executor of the example server on free ports.
     static func executor(
         mode: String = "echo", serve: [String]? = nil, min: Int = 0, max: Int = 1, idleSeconds: Int = 300,
-        slots: Int = 1, grace: Duration = .seconds(2)
+        slots: Int = 1, grace: Duration = .seconds(2), clock: ManualClock? = nil
     ) throws -> ContainerExecutor {
         var endpoint = EndpointConfig(name: "default")
         endpoint.instances = InstanceConfig(min: min, max: max, idleSeconds: idleSeconds)
         endpoint.maxConcurrentInvocationsPerInstance = slots
+        var timings = fastTimings(grace: grace)
+        if let clock { timings.clock = SpoolClock(clock: clock, now: { Date() }) }
         return ContainerExecutor(
             spec: ContainerSpec(serve: serve ?? Self.serve(mode), port: try freePorts(max)), endpoint: endpoint,
-            timings: fastTimings(grace: grace)
+            timings: timings
         )
     }
 

@@ -5,7 +5,8 @@ import Testing
 /// The container scaler's rules as a value: no servers, no sleeping; the clock is a parameter.
 @Suite struct ScalingPolicyTests {
     typealias Instance = ScalingPolicy.Instance
-    let now = ContinuousClock.now
+    /// A time on the pool's clock, a day after it started.
+    let now = Duration.seconds(86_400)
 
     func policy(min: Int = 0, max: Int = 4, idle: Int = 300, slots: Int = 1) -> ScalingPolicy {
         ScalingPolicy(limits: InstanceConfig(min: min, max: max, idleSeconds: idle), slots: slots)
