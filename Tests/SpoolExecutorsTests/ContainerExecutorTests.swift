@@ -86,7 +86,7 @@ import Glibc
         #expect(try await fixture.run(executor).0 == .succeeded)
         let started = ContinuousClock.now
         let task = Task { try await fixture.run(metadata: executor, customAttributes: "mode=slow,seconds=30") }
-        try await Task.sleep(for: .milliseconds(300))
+        #expect(await fixture.waitUntilRead(atLeast: 4), "the request's body is on its way to the server")
         task.cancel()
         let (result, _) = try await task.value
         #expect(result.failure?.code == .cancelled)

@@ -100,7 +100,7 @@ import Glibc
         // A request is being served when the server stops answering (SIGSTOP: alive, silent).
         let fixture = try InvocationFixture(payload: Array("x".utf8))
         async let running = fixture.run(metadata: executor, customAttributes: "mode=slow,seconds=60")
-        try await Task.sleep(for: .milliseconds(300))
+        #expect(await fixture.waitUntilRead(atLeast: 1), "the request's body is on its way to the server")
         #expect(kill(-silent, SIGSTOP) == 0)
         let (result, _) = try await running
         let failure = try #require(result.failure)

@@ -83,7 +83,7 @@ import Testing
         let fixture = try InvocationFixture(payload: Array("30".utf8))
         let started = ContinuousClock.now
         let task = Task { try await fixture.run(BuiltinExecutor(model: .sleep)) }
-        try await Task.sleep(for: .milliseconds(100))
+        #expect(await fixture.waitUntilRead(atLeast: 2), "the model read how long to sleep")
         task.cancel()
         let (result, _) = try await task.value
         #expect(result == .failed(Failure(.cancelled, "The invocation was stopped.")))
@@ -108,7 +108,7 @@ import Testing
         try handle.truncate(atOffset: 16 << 30)
         try handle.close()
         let task = Task { try await fixture.run(BuiltinExecutor(model: .sha256), chunkBytes: 4096) }
-        try await Task.sleep(for: .milliseconds(50))
+        #expect(await fixture.waitUntilRead(atLeast: 1), "the model is reading")
         task.cancel()
         let (result, progress) = try await task.value
         #expect(result == .failed(Failure(.cancelled, "The invocation was stopped.")))

@@ -1,6 +1,7 @@
 import Foundation
 import SpoolCore
 import SpoolTestSupport
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -8,10 +9,14 @@ import Glibc
 #endif
 
 /// A temporary folder with a payload file and an output file, removed on deinit.
-final class InvocationFixture {
+final class InvocationFixture: Sendable {
     let directory: String
     let inputPath: String
     let outputPath: String
+    /// The progress of the latest `run`.
+    let progress = ProgressRecorder()
+    /// The payload's descriptor while `run` runs (-1 otherwise).
+    private let input = Mutex<Int32>(-1)
 
     init(payload: [UInt8]) throws {
         directory = try makeTemporaryDirectory(prefix: "spool-executor")
@@ -41,13 +46,29 @@ final class InvocationFixture {
             payloadBytes: size, ttlSeconds: 60, timeoutSeconds: timeoutSeconds, maxAttempts: 1, receivedAt: Date(),
             outputLocation: "outputs/payload.out", failureLocation: "errors/payload.error.json"
         )
-        let progress = ProgressRecorder()
+        let progress = self.progress
+        progress.record(0)
         let invocation = Invocation(
             request: request, inputPath: inputPath, input: input, output: output, chunkBytes: chunkBytes,
             progress: { progress.record($0) }
         )
+        self.input.withLock { $0 = input }
         let result = await executor.invoke(invocation)
+        self.input.withLock { $0 = -1 }
         return (result, progress.latest)
+    }
+
+    /// Waits (at most `limit`) until the running model has read `bytes` of its payload, by its
+    /// progress reports or by the payload descriptor's offset (for models that read before they
+    /// report): the event tests wait for before they cancel or stop a model mid-request.
+    func waitUntilRead(atLeast bytes: Int64 = 1, within limit: Duration = .seconds(20)) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            let offset = input.withLock { $0 < 0 ? 0 : Int64(lseek($0, 0, SEEK_CUR)) }
+            if max(offset, progress.latest) >= bytes { return true }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        return false
     }
 }
 

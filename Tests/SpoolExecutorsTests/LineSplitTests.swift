@@ -167,17 +167,20 @@ import Glibc
     @Test func cancellationStopsTheBatchesAndRemovesTheirFiles() async throws {
         let fixture = try InvocationFixture(payload: numberedLines(1000))
         let batches = try fixture.makeBatchDirectory()
-        let model = CommandExecutor(argv: ["/bin/sh", "-c", "cat >/dev/null; sleep 30"], gracePeriod: .milliseconds(500))
+        let started = fixture.directory + "/started"
+        try FileManager.default.createDirectory(atPath: started, withIntermediateDirectories: false)
+        // Each model reads its batch, says so with a file of its own, then sleeps.
+        let model = CommandExecutor(
+            argv: ["/bin/sh", "-c", "cat >/dev/null; : > \(started)/$$; sleep 30"], gracePeriod: .milliseconds(500))
         let executor = Self.split(model, maxBytes: 1 << 20, maxRecords: 100, concurrency: 2, directory: batches)
         let (inputPath, outputPath) = (fixture.inputPath, fixture.outputPath)
         let task = Task { await invokeSplit(executor, inputPath: inputPath, outputPath: outputPath) }
-        var seen = 0
-        for _ in 0..<1000 where seen < 2 {
+        var running = 0
+        for _ in 0..<2000 where running < 2 {
             try await Task.sleep(for: .milliseconds(10))
-            seen = batchFiles(in: batches).count
+            running = ((try? FileManager.default.contentsOfDirectory(atPath: started)) ?? []).count
         }
-        #expect(seen == 2, "the batches never started")
-        try await Task.sleep(for: .milliseconds(200))  // let the models start
+        #expect(running == 2, "the two batches' models never started")
         let cancelled = ContinuousClock.now
         task.cancel()
         let run = await value(of: task, within: .seconds(15))
