@@ -47,6 +47,14 @@ public final class OwnerLock: Sendable {
         return true
     }
 
+    /// Whether a process other than `owner` is running on the root now (holds its lock).
+    public static func othersAlive(layout: SpoolLayout, except owner: String) -> Bool {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: layout.path(SpoolLayout.locksDirectory))) ?? []
+        return names.contains { name in
+            name.hasSuffix(".lock") && name != "\(owner).lock" && isAlive(layout: layout, owner: String(name.dropLast(5)))
+        }
+    }
+
     /// A fresh owner name for this process: its host, its pid and a unique suffix (hosts sharing
     /// a root through PostgreSQL tell their owners apart, and a user reads where a request runs).
     public static func newOwnerName(ids: InferenceIDGenerator) -> String {

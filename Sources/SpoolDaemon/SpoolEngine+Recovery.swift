@@ -9,6 +9,9 @@ import Glibc
 #endif
 
 extension SpoolEngine {
+    /// How long a finished request's publication is left to the process that finished it.
+    public static let publicationSettle: TimeInterval = 5
+
     /// Repairs what a crash of any process sharing this root left behind. Runs before the services
     /// start and then periodically; each step is safe while other processes work.
     ///
@@ -18,7 +21,7 @@ extension SpoolEngine {
     ///    insert) are recorded now: the claim folder keeps the payload's relative path.
     /// 3. Copies of submitted payloads a dead process had not claimed yet are removed.
     /// 4. Finished requests whose marker, payload removal or event was not done are published.
-    public func recover(settleSeconds: TimeInterval = 5) async {
+    public func recover(settleSeconds: TimeInterval = publicationSettle) async {
         let isAlive = await liveness()
         stopLeftoverModels(isAlive: isAlive)
         do {
@@ -35,7 +38,13 @@ extension SpoolEngine {
         }
         await recordOrphanedClaims(isAlive: isAlive)
         admissions.removeStaleSubmissions(isAlive: isAlive)
-        if publishesOwnResults { await publishUnnotified(settleSeconds: settleSeconds) }
+        if publishesOwnResults {
+            // Another process on the root may be publishing what it has just finished (the ledger
+            // no longer says who finished a request): its results are left to it for the usual
+            // settle time, whatever the caller asked, or both would log their events.
+            let settle = OwnerLock.othersAlive(layout: layout, except: owner) ? max(settleSeconds, Self.publicationSettle) : settleSeconds
+            await publishUnnotified(settleSeconds: settle)
+        }
         publisher.trash.emptyIfDue()
     }
 
@@ -82,7 +91,7 @@ extension SpoolEngine {
     /// (younger ones are still being published by the process that finished them).
     func publishUnnotified(settleSeconds: TimeInterval) async {
         do {
-            let cutoff = Date().addingTimeInterval(-settleSeconds)
+            let cutoff = clock.now().addingTimeInterval(-settleSeconds)
             let pending = try await ledger.unnotified(limit: 10_000).filter { ($0.finishedAt ?? .distantPast) <= cutoff }
             guard !pending.isEmpty else { return }
             let logged = publisher.recentlyLoggedIDs()
@@ -112,7 +121,7 @@ extension SpoolEngine {
             let partialFolder = layout.path(SpoolLayout.partialDirectory)
             let partials = ((try? FileManager.default.contentsOfDirectory(atPath: partialFolder)) ?? []).filter { $0.hasSuffix(".out") }
             let logged = publisher.recentlyLoggedIDs()
-            let cutoff = Date().addingTimeInterval(-Self.placementGrace)
+            let cutoff = clock.now().addingTimeInterval(-Self.placementGrace)
             for request in pending {
                 guard holding() else { return }
                 let left = partials.filter { $0.hasPrefix(request.claimToken + ".") }
