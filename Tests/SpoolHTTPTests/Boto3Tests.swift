@@ -1,4 +1,5 @@
 import Foundation
+import SpoolTestSupport
 import Testing
 
 extension HTTPAPITests {
@@ -48,7 +49,7 @@ extension HTTPAPITests {
             try await TestServer.with(extraHTTP: "auth_token = \"\(token)\"") { server in
                 try server.write("x", to: server.root + "/in.txt")
                 try Self.authScript.write(toFile: server.base + "/auth.py", atomically: true, encoding: .utf8)
-                let result = try Boto3.run([server.base + "/auth.py", server.url, "file://\(server.root)/in.txt", token])
+                let result = await Boto3.run([server.base + "/auth.py", server.url, "file://\(server.root)/in.txt", token])
                 #expect(result.status == 0, "\(result.stderr)")
                 let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [Any]
                 #expect(json?.first as? Int == 202, "\(result.stdout)")
@@ -60,7 +61,7 @@ extension HTTPAPITests {
             try await TestServer.with { server in
                 try server.write("a,b\n1,2\n", to: server.root + "/uploads/data.csv")
                 try Self.script.write(toFile: server.base + "/client.py", atomically: true, encoding: .utf8)
-                let result = try Boto3.run([server.base + "/client.py", server.url, "s3://spool/uploads/data.csv"])
+                let result = await Boto3.run([server.base + "/client.py", server.url, "s3://spool/uploads/data.csv"])
                 #expect(result.status == 0, "\(result.stderr)")
                 let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stdout) \(result.stderr)")
                 #expect(json["status"] as? Int == 202)
@@ -79,26 +80,20 @@ extension HTTPAPITests {
     }
 }
 
-/// Runs python3 with boto3.
+/// Runs python3 with boto3, off the tests' shared threads (`runProgram`).
 enum Boto3 {
-    static let available: Bool = (try? run(["-c", "import boto3"]).status == 0) ?? false
+    static let available: Bool = runProgramBlocking(["python3", "-c", "import boto3"], environment: environment).status == 0
 
-    static func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3"] + arguments
+    static func run(_ arguments: [String]) async -> ProgramOutput {
+        await runProgram(["python3"] + arguments, environment: environment)
+    }
+
+    /// No AWS configuration of the machine's user leaks into the test.
+    static var environment: [String: String] {
         var environment = ProcessInfo.processInfo.environment
         environment["AWS_CONFIG_FILE"] = "/dev/null"
         environment["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
         environment["AWS_EC2_METADATA_DISABLED"] = "true"
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        return environment
     }
 }

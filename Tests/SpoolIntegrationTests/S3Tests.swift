@@ -1,12 +1,13 @@
 import Foundation
 import Glibc
+import SpoolTestSupport
 import Testing
 
 /// Which real S3 clients this machine has.
 enum S3Clients {
-    static let boto3: Bool = IntegrationTests.S3.python(["-c", "import boto3"]).status == 0
-    static let awsCLI: Bool = IntegrationTests.S3.python(["--version"], program: "aws").status == 0
-    static let rclone: Bool = IntegrationTests.S3.python(["version"], program: "rclone").status == 0
+    static let boto3: Bool = IntegrationTests.S3.succeeds(["-c", "import boto3"])
+    static let awsCLI: Bool = IntegrationTests.S3.succeeds(["--version"], program: "aws")
+    static let rclone: Bool = IntegrationTests.S3.succeeds(["version"], program: "rclone")
 }
 
 extension IntegrationTests {
@@ -18,29 +19,29 @@ extension IntegrationTests {
         static let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("examples/sagemaker_client/async_inference.py").path
 
-        /// Runs python3 (or another program with `program`) with the S3 endpoint in its environment.
+        /// Runs python3 (or another program with `program`) with the S3 endpoint in its
+        /// environment, off the tests' shared threads (`runProgram`); standard error is in `output`.
         @discardableResult
         static func python(
             _ arguments: [String], port: Int? = nil, program: String = "python3", cwd: String? = nil, environment extra: [String: String] = [:]
-        ) -> (status: Int32, output: String) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [program] + arguments
+        ) async -> (status: Int32, output: String) {
+            let run = await runProgram([program] + arguments, environment: environment(port: port, extra), directory: cwd, mergingStderr: true)
+            return (run.status, run.stdout)
+        }
+
+        /// Whether `program arguments` runs and exits 0 (the probes of what is installed).
+        static func succeeds(_ arguments: [String], program: String = "python3") -> Bool {
+            runProgramBlocking([program] + arguments, environment: environment(port: nil, [:])).status == 0
+        }
+
+        static func environment(port: Int?, _ extra: [String: String]) -> [String: String] {
             var environment = ProcessInfo.processInfo.environment
             if let port { environment["AWS_ENDPOINT_URL"] = "http://127.0.0.1:\(port)" }
             environment["AWS_ACCESS_KEY_ID"] = "spool-test"
             environment["AWS_SECRET_ACCESS_KEY"] = "spool-test-secret"
             environment["AWS_DEFAULT_REGION"] = "us-east-1"
             environment.merge(extra) { $1 }
-            process.environment = environment
-            if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = output
-            guard (try? process.run()) != nil else { return (127, "cannot start \(program)") }
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+            return environment
         }
 
         static func start(_ root: SpoolRoot) async throws -> Int {
@@ -58,7 +59,7 @@ extension IntegrationTests {
             let payload = root.base + "/payload.bin"
             var generator = SystemRandomNumberGenerator()
             try Files.write(payload, (0..<(20 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) })
-            let run = Self.python([Self.example, "default", "spool", payload], port: port)
+            let run = await Self.python([Self.example, "default", "spool", payload], port: port)
             #expect(run.status == 0, "\(run.output)\n\(root.diagnostics)")
             #expect(run.output.contains("OutputLocation: s3://spool/outputs/"))
             #expect(Files.read(payload + ".out") == Files.read(payload), "the echo model's output, downloaded whole")
@@ -164,7 +165,7 @@ extension IntegrationTests {
             try Files.write(root.base + "/outside/secret.txt", "secret")
             #expect(symlink(root.base + "/outside", root.path + "/link") == 0)
             #expect(symlink(root.base + "/outside/secret.txt", root.path + "/link-file") == 0)
-            let run = Self.python(["-c", script], port: port)
+            let run = await Self.python(["-c", script], port: port)
             #expect(run.status == 0 && run.output.contains("passed:"), "\(run.output)\n\(root.diagnostics)")
             #expect(Files.text(root.base + "/outside/secret.txt") == "secret", "nothing outside the bucket was written")
             #expect(!Files.exists(root.base + "/outside.txt") && !Files.exists("/abs.txt"))
@@ -211,7 +212,7 @@ extension IntegrationTests {
                 status, body = put("chunked/bad.bin", [b"data"], trailer_value="AAAAAA==")
                 print("bad", status, b"BadDigest" in body)
                 """#
-            let run = Self.python(["-c", script, "\(port)"])
+            let run = await Self.python(["-c", script, "\(port)"])
             #expect(run.output.contains("ok 200"), "\(run.output)")
             #expect(run.output.contains("bad 400 True"), "\(run.output)")
             #expect(run.output.contains("crc32c good 200 4waSgw=="), "CRC-32C of 123456789 is E3069283: \(run.output)")
@@ -228,7 +229,7 @@ extension IntegrationTests {
             let root = try SpoolRoot(config: config(model: "echo"))
             let cert = root.base + "/cert.pem"
             let key = root.base + "/key.pem"
-            let made = Self.python(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+            let made = await Self.python(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
                                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert], program: "openssl")
             try #require(made.status == 0, "\(made.output)")
             let bad = try await root.run("serve", ["--listen", "127.0.0.1:0", "--tls-cert", root.base + "/nope.pem", "--tls-key", key])
@@ -236,7 +237,7 @@ extension IntegrationTests {
             let port = try freePort()
             _ = try root.serve(["--listen", "127.0.0.1:\(port)", "--tls-cert", cert, "--tls-key", key])
             try await root.waitUntil("the API over HTTPS") {
-                Self.python(["-c", "import ssl, sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], context=ssl.create_default_context(cafile=sys.argv[2])).status)",
+                await Self.python(["-c", "import ssl, sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], context=ssl.create_default_context(cafile=sys.argv[2])).status)",
                              "https://127.0.0.1:\(port)/ping", cert]).output.hasPrefix("200")
             }
             let payload = root.base + "/payload.bin"
@@ -252,10 +253,10 @@ extension IntegrationTests {
                 back = s3.get_object(Bucket="spool", Key="tls/put.bin")["Body"].read()
                 print("put", back == data, r.get("ChecksumCRC32") is not None)
                 """#
-            let put = Self.python(["-c", script], environment: environment)
+            let put = await Self.python(["-c", script], environment: environment)
             #expect(put.output.contains("put True True"), "\(put.output)")
             #expect(Files.read(root.path + "/tls/put.bin")?.count == 256 * 4000, "no aws-chunked framing stored")
-            let run = Self.python([Self.example, "default", "spool", payload], environment: environment)
+            let run = await Self.python([Self.example, "default", "spool", payload], environment: environment)
             #expect(run.status == 0, "\(run.output)\n\(root.diagnostics)")
             #expect(Files.read(payload + ".out") == Files.read(payload))
         }
@@ -309,7 +310,7 @@ extension IntegrationTests {
                 """#
             let big = root.base + "/big.bin"
             try Files.write(big, Array(repeating: 0x61, count: 9 << 20))
-            let run = Self.python(["-c", script, big], port: port)
+            let run = await Self.python(["-c", script, big], port: port)
             for line in ["get True", "multipart \(9 << 20)", "bad secret SignatureDoesNotMatch", "bad put SignatureDoesNotMatch",
                          "other key InvalidAccessKeyId", "invoke True", "invoke bad InvalidSignatureException", "presigned True", "presigned v2 True",
                          "tampered 403 True", "presigned put 200"] {
@@ -393,8 +394,8 @@ extension IntegrationTests {
             try rclone.run()
             defer { rclone.terminate(); rclone.waitUntilExit() }
             try await root.waitUntil("rclone serve s3") { rawHTTP(port: rclonePort, "GET", "/") != nil }
-            let ours = Self.python(["-c", Self.differential, "http://127.0.0.1:\(port)", "s/"])
-            let theirs = Self.python(["-c", Self.differential, "http://127.0.0.1:\(rclonePort)", "r/"])
+            let ours = await Self.python(["-c", Self.differential, "http://127.0.0.1:\(port)", "s/"])
+            let theirs = await Self.python(["-c", Self.differential, "http://127.0.0.1:\(rclonePort)", "r/"])
             let spool = try #require(try JSONSerialization.jsonObject(with: Data(ours.output.utf8)) as? [String: Any], "\(ours.output)")
             let other = try #require(try JSONSerialization.jsonObject(with: Data(theirs.output.utf8)) as? [String: Any], "\(theirs.output)")
             let shared = ["put", "get", "head", "missing", "head missing", "no bucket", "list", "list delimiter", "list sizes", "multipart",
@@ -453,7 +454,7 @@ extension IntegrationTests {
                 except botocore.exceptions.ClientError as e:
                     check("abort", e.response["Error"]["Code"] == "404")
                 """#
-            let run = Self.python(["-c", script], port: port)
+            let run = await Self.python(["-c", script], port: port)
             #expect(run.status == 0 && !run.output.contains("FAILED"), "\(run.output)")
             for name in ["out of order", "part uploaded twice", "subset", "mixed sizes", "last part in place", "abort"] {
                 #expect(run.output.contains("\(name) ok"), "\(name): \(run.output)")
@@ -477,7 +478,7 @@ extension IntegrationTests {
             close(fd)
             let before = try #require(ModelLogs.peakRSSMiB(daemon.pid))
             let target = root.base + "/big.down"
-            let run = Self.python(["-c", "import boto3; boto3.client('s3').download_file('spool', 'big.bin', '\(target)')"], port: port)
+            let run = await Self.python(["-c", "import boto3; boto3.client('s3').download_file('spool', 'big.bin', '\(target)')"], port: port)
             #expect(run.status == 0, "\(run.output)")
             var info = stat()
             #expect(stat(target, &info) == 0 && info.st_size == 512 << 20)
@@ -489,7 +490,7 @@ extension IntegrationTests {
         func staleUploadsAreRemoved() async throws {
             let root = try SpoolRoot(config: config(model: "echo"))
             let port = try await Self.start(root)
-            let start = Self.python(["-c", "import boto3; print(boto3.client('s3').create_multipart_upload(Bucket='spool', Key='old.bin')['UploadId'])"], port: port)
+            let start = await Self.python(["-c", "import boto3; print(boto3.client('s3').create_multipart_upload(Bucket='spool', Key='old.bin')['UploadId'])"], port: port)
             let id = start.output.trimmingCharacters(in: .whitespacesAndNewlines)
             try #require(start.status == 0 && id.count == 32, "\(start.output)")
             // A day and an hour old.
@@ -509,7 +510,7 @@ extension IntegrationTests {
                 s3.abort_multipart_upload(Bucket="spool", Key="new.bin", UploadId=fresh)
                 print("fresh aborted")
                 """
-            let run = Self.python(["-c", script], port: port)
+            let run = await Self.python(["-c", script], port: port)
             #expect(run.output.contains("old NoSuchUpload") && run.output.contains("fresh aborted"), "\(run.output)")
             #expect(!Files.exists(folder))
         }
@@ -520,12 +521,12 @@ extension IntegrationTests {
             let port = try await Self.start(root)
             try Files.write(root.base + "/hello.txt", "hello from the CLI\n")
             let endpoint = ["--endpoint-url", "http://127.0.0.1:\(port)"]
-            #expect(Self.python(endpoint + ["s3", "cp", root.base + "/hello.txt", "s3://spool/cli/hello.txt"], program: "aws").status == 0)
-            let listing = Self.python(endpoint + ["s3", "ls", "s3://spool/cli/"], program: "aws")
+            #expect(await Self.python(endpoint + ["s3", "cp", root.base + "/hello.txt", "s3://spool/cli/hello.txt"], program: "aws").status == 0)
+            let listing = await Self.python(endpoint + ["s3", "ls", "s3://spool/cli/"], program: "aws")
             #expect(listing.status == 0 && listing.output.contains("hello.txt"), "\(listing.output)")
-            let back = Self.python(endpoint + ["s3", "cp", "s3://spool/cli/hello.txt", "-"], program: "aws")
+            let back = await Self.python(endpoint + ["s3", "cp", "s3://spool/cli/hello.txt", "-"], program: "aws")
             #expect(back.output == "hello from the CLI\n", "\(back.output)")
-            #expect(Self.python(endpoint + ["s3", "rm", "s3://spool/cli/hello.txt"], program: "aws").status == 0)
+            #expect(await Self.python(endpoint + ["s3", "rm", "s3://spool/cli/hello.txt"], program: "aws").status == 0)
             #expect(!Files.exists(root.path + "/cli/hello.txt"))
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SpoolTestSupport
 import Testing
 
 extension IntegrationTests {
@@ -11,47 +12,31 @@ extension IntegrationTests {
         static let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("examples/sklearn").path
 
-        static let available: Bool = {
-            let probe = Process()
-            probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            probe.arguments = ["python3", "-c", "import sklearn, joblib"]
-            probe.standardOutput = FileHandle.nullDevice
-            probe.standardError = FileHandle.nullDevice
-            guard (try? probe.run()) != nil else { return false }
-            probe.waitUntilExit()
-            return probe.terminationStatus == 0
-        }()
+        static let available: Bool = runProgramBlocking(["python3", "-c", "import sklearn, joblib"]).status == 0
 
-        /// Runs python3 with `arguments`; returns its standard output.
-        static func python(_ arguments: [String]) throws -> String {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3"] + arguments
-            let output = Pipe()
-            process.standardOutput = output
-            try process.run()
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else { throw HarnessError("python3 \(arguments) exited \(process.terminationStatus)") }
-            return String(decoding: data, as: UTF8.self)
+        /// Runs python3 with `arguments` off the tests' shared threads; returns its standard output.
+        static func python(_ arguments: [String]) async throws -> String {
+            let run = await runProgram(["python3"] + arguments)
+            guard run.status == 0 else { throw HarnessError("python3 \(arguments) exited \(run.status): \(run.stderr)") }
+            return run.stdout
         }
 
         /// The model's own predictions for a CSV file, one digit a line.
-        static func expected(root: String, csv: String) throws -> [String] {
+        static func expected(root: String, csv: String) async throws -> [String] {
             let script = """
                 import sys, joblib, numpy as np
                 model = joblib.load(sys.argv[1] + "/model/model.joblib")
                 data = np.loadtxt(sys.argv[2], delimiter=",", ndmin=2)
                 print("\\n".join(str(int(p)) for p in model.predict(data)))
                 """
-            return try python(["-c", script, root, csv]).split(separator: "\n").map(String.init)
+            return try await python(["-c", script, root, csv]).split(separator: "\n").map(String.init)
         }
 
         @Test("a real scikit-learn model, as a model server and as a line-split command, predicts what the model itself predicts",
               .enabled(if: available, "scikit-learn is not installed (scripts/test installs it)"), .timeLimit(.minutes(4)))
         func predictionsMatchTheModel() async throws {
             let root = try SpoolRoot()
-            let trained = try Self.python([Self.example + "/train.py", root.path])
+            let trained = try await Self.python([Self.example + "/train.py", root.path])
             #expect(trained.contains("right on 450 held out"), "\(trained)")
             // The example's port, made free for this run.
             let port = try freePort()
@@ -83,7 +68,7 @@ extension IntegrationTests {
                 guard failed.isEmpty else { throw HarnessError("requests failed: \(failed)\n\(root.diagnostics)") }
                 return [sampleOut, bigOut, jsonOut].allSatisfy(Files.exists)
             }
-            let expectedSample = try Self.expected(root: root.path, csv: root.path + "/sample.csv")
+            let expectedSample = try await Self.expected(root: root.path, csv: root.path + "/sample.csv")
             #expect(expectedSample.count == 450)
             let served = try #require(Files.text(sampleOut)).split(separator: "\n").map(String.init)
             #expect(served == expectedSample, "the model server, row for row")

@@ -223,10 +223,10 @@ final class SpoolRoot: @unchecked Sendable {
     /// Polls `condition` every `every` until it holds; throws, with the daemon logs, at `timeout`.
     func waitUntil(
         _ what: @autoclosure () -> String, timeout: Duration = .seconds(30), every: Duration = .milliseconds(20),
-        _ condition: () throws -> Bool
+        _ condition: () async throws -> Bool
     ) async throws {
         let deadline = ContinuousClock.now + timeout
-        while try !condition() {
+        while try await !condition() {
             guard ContinuousClock.now < deadline else {
                 throw HarnessError("timed out after \(timeout) waiting for \(what())\n\(diagnostics)")
             }
