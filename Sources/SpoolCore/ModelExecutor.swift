@@ -34,9 +34,14 @@ public struct Invocation: Sendable {
 public protocol ModelExecutor: Sendable {
     func invoke(_ invocation: Invocation) async -> AttemptResult
 
-    /// Starts what the executor manages (model server instances, their scaler) before the first
-    /// invocation; runs until `shutdown`. Builtin and command executors have nothing to start.
+    /// Starts what the executor manages (the model server instances `min` asks for) before the
+    /// first invocation. Builtin and command executors have nothing to start.
     func start(context: ExecutorContext) async throws
+
+    /// Keeps what the executor manages in shape (the container scaler's rounds: instances
+    /// started on backlog, stopped when idle, health-checked) until the task is cancelled; the
+    /// daemon runs it as a service (`ExecutorService`). Default: nothing to do, returns at once.
+    func maintain(context: ExecutorContext) async
 
     /// Stops every process the executor started (SIGTERM, then SIGKILL after a grace period).
     func shutdown() async
@@ -52,6 +57,7 @@ public protocol ModelExecutor: Sendable {
 
 extension ModelExecutor {
     public func start(context: ExecutorContext) async throws {}
+    public func maintain(context: ExecutorContext) async {}
     public func shutdown() async {}
     public var instancesRunning: Int { 0 }
     public var claimBatch: ClaimBatch { .single }

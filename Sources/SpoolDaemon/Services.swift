@@ -49,6 +49,20 @@ struct WorkerPoolService: Service {
     }
 }
 
+/// The executors' upkeep: each container endpoint's scaler (instances started on backlog,
+/// stopped when idle, health-checked). It stops after the workers, which may still need a
+/// server while they finish.
+struct ExecutorService: Service {
+    let engine: SpoolEngine
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown { await engine.maintainExecutors() }
+        // Executors with nothing to maintain return at once; a service that returns would stop
+        // the whole group, so it waits for the group's shutdown.
+        try? await gracefulShutdown()
+    }
+}
+
 /// The rescuer: takes over the work of processes that died, records their half-made claims and
 /// publishes what they finished, every `interval` on the engine's clock.
 struct RescuerService: Service {

@@ -83,6 +83,7 @@ public struct SpoolDaemon: Sendable {
         all.append(.init(service: DaemonStatusService(engine: engine, interval: .seconds(2)), serviceName: "status"))
         var configuration = ServiceGroupConfiguration(
             services: all + services + [
+                .init(service: ExecutorService(engine: engine), serviceName: "executors"),
                 .init(service: WorkerPoolService(engine: engine), serviceName: "workers"),
                 .init(service: RescuerService(engine: engine, interval: .seconds(5)), serviceName: "rescuer"),
                 .init(service: IntakeService(engine: engine, source: source), serviceName: "intake"),
@@ -153,6 +154,8 @@ public struct SpoolDaemon: Sendable {
         }
         await engine.recover(settleSeconds: 0)
         try await engine.startExecutors()
+        let maintaining = Task { [engine] in await engine.maintainExecutors() }
+        defer { maintaining.cancel() }
         DaemonStatus.write(for: engine)
         for (endpoint, directory) in engine.dropFolders {
             let candidates = await DirectoryScanner.settledScan(endpoint: endpoint, directory: directory)
@@ -189,6 +192,7 @@ public struct SpoolDaemon: Sendable {
             if !anyQueued { try await Task.sleep(for: .milliseconds(100)) }
         }
         let results = engine.handledIDs.compactMap { finished[$0] }
+        maintaining.cancel()
         await engine.shutdownExecutors()
         if let leasing = engine.leasing {
             // Published by whichever process is the publisher; bounded.

@@ -145,11 +145,25 @@ public final class SpoolEngine: Sendable {
     /// Starts what the endpoints' executors manage (model server instances).
     public func startExecutors() async throws {
         for endpoint in config.endpoints {
-            let name = endpoint.name
-            let context = ExecutorContext(endpoint: endpoint) { [ledger] in
-                ((try? await ledger.queueStats())?[name]).map { $0.count(.queued) } ?? 0
+            try await executors[endpoint.name]?.start(context: executorContext(endpoint))
+        }
+    }
+
+    /// Runs the executors' upkeep (the container scalers) until the task is cancelled.
+    public func maintainExecutors() async {
+        await withDiscardingTaskGroup { group in
+            for endpoint in config.endpoints {
+                guard let executor = executors[endpoint.name] else { continue }
+                let context = executorContext(endpoint)
+                group.addTask { await executor.maintain(context: context) }
             }
-            try await executors[name]?.start(context: context)
+        }
+    }
+
+    private func executorContext(_ endpoint: EndpointConfig) -> ExecutorContext {
+        let name = endpoint.name
+        return ExecutorContext(endpoint: endpoint) { [ledger] in
+            ((try? await ledger.queueStats())?[name]).map { $0.count(.queued) } ?? 0
         }
     }
 

@@ -51,7 +51,6 @@ public final class ContainerExecutor: ModelExecutor {
     /// For health pings only.
     private let healthHTTP: HTTPClient
     private let timings: ContainerTimings
-    private let scaler = Mutex<Task<Void, Never>?>(nil)
     private let isShutDown = Atomic<Bool>(false)
 
     /// - Parameters:
@@ -78,7 +77,6 @@ public final class ContainerExecutor: ModelExecutor {
 
     deinit {
         pool.killAllNow()
-        scaler.withLock { $0?.cancel() }
         if !isShutDown.load(ordering: .relaxed) {
             http.shutdown { _ in }
             healthHTTP.shutdown { _ in }
@@ -87,26 +85,22 @@ public final class ContainerExecutor: ModelExecutor {
 
     public var instancesRunning: Int { pool.running }
 
-    /// Starts the scaler, which also brings up `instances.min` servers (without waiting for them).
+    /// Brings up `instances.min` servers (without waiting for them).
     public func start(context: ExecutorContext) async throws {
-        let pool = self.pool
-        let interval = timings.scaleInterval
-        let clock = timings.clock
         await pool.tick(backlog: 0)
-        scaler.withLock { task in
-            task?.cancel()
-            task = Task {
-                while !Task.isCancelled {
-                    guard await clock.sleep(for: interval) else { break }
-                    await pool.tick(backlog: await context.backlog())
-                }
-            }
+    }
+
+    /// The scaler: a round every `scaleInterval` on `timings.clock` (instances started on
+    /// backlog, stopped when idle, health-checked) until cancelled.
+    public func maintain(context: ExecutorContext) async {
+        let clock = timings.clock
+        while await clock.sleep(for: timings.scaleInterval), !isShutDown.load(ordering: .relaxed) {
+            await pool.tick(backlog: await context.backlog())
         }
     }
 
     public func shutdown() async {
         guard !isShutDown.exchange(true, ordering: .relaxed) else { return }
-        scaler.withLock { $0?.cancel() }
         await pool.shutdown()
         await pool.flushLogs()
         try? await http.shutdown()

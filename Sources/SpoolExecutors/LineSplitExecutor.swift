@@ -68,6 +68,7 @@ public struct LineSplitExecutor: ModelExecutor {
     }
 
     public func start(context: ExecutorContext) async throws { try await inner.start(context: context) }
+    public func maintain(context: ExecutorContext) async { await inner.maintain(context: context) }
     public func shutdown() async { await inner.shutdown() }
     public var instancesRunning: Int { inner.instancesRunning }
 

@@ -19,7 +19,8 @@ import Glibc
         let clock = ManualClock()
         let executor = try Support.executor(min: 0, clock: clock)
         defer { Task { await executor.shutdown() } }
-        try await executor.start(context: Support.context())
+        let scaler = try await Support.start(executor, context: Support.context())
+        defer { scaler.cancel() }
         // The scaler's rounds with nothing queued, an hour apart: nothing starts.
         for _ in 1...3 {
             #expect(await clock.waitForSleepers(1), "the scaler waits for its next round on the clock")
@@ -43,7 +44,8 @@ import Glibc
         let clock = ManualClock()
         let executor = try Support.executor(min: 0, idleSeconds: 60, clock: clock)
         defer { Task { await executor.shutdown() } }
-        try await executor.start(context: Support.context())
+        let scaler = try await Support.start(executor, context: Support.context())
+        defer { scaler.cancel() }
         let fixture = try InvocationFixture(payload: Array("x".utf8))
         #expect(try await fixture.run(executor).0 == .succeeded)
         let pid = try #require(await executor.pool.processIDs().first)
@@ -66,7 +68,8 @@ import Glibc
         let clock = ManualClock()
         let executor = try Support.executor(min: 1, max: 2, idleSeconds: 0, clock: clock)
         defer { Task { await executor.shutdown() } }
-        try await executor.start(context: Support.context())
+        let scaler = try await Support.start(executor, context: Support.context())
+        defer { scaler.cancel() }
         // Bounded like the instance's start-up (30 s): a machine busy with other tests may take
         // seconds to spawn the server.
         #expect(await Support.eventually(within: .seconds(30)) { await executor.pool.processIDs().count == 1 })
@@ -98,7 +101,8 @@ import Glibc
     @Test func backlogScalesOutAheadOfRequests() async throws {
         let executor = try Support.executor(min: 0, max: 2)
         defer { Task { await executor.shutdown() } }
-        try await executor.start(context: Support.context(backlog: 5))
+        let scaler = try await Support.start(executor, context: Support.context(backlog: 5))
+        defer { scaler.cancel() }
         #expect(await Support.eventually(within: .seconds(30)) { await executor.pool.processIDs().count == 2 })
     }
 

@@ -38,7 +38,8 @@ import Glibc
         spec.safePortSize = 50
         let executor = Self.executor(spec, min: 2, max: 2, workdir: folder)
         defer { Task { await executor.shutdown() } }
-        try await executor.start(context: Support.context())
+        let scaler = try await Support.start(executor, context: Support.context())
+        defer { scaler.cancel() }
         #expect(await Support.eventually(within: .seconds(60)) { await executor.pool.readyIndices() == [0, 1] }, "both instances ready")
 
         // Two requests at once, one slot each: one per instance.
@@ -92,7 +93,8 @@ import Glibc
         timings.healthCheck = .seconds(1)
         let executor = Self.executor(spec, min: 1, max: 1, timings: timings)
         defer { Task { await executor.shutdown() } }
-        try await executor.start(context: Support.context())
+        let scaler = try await Support.start(executor, context: Support.context())
+        defer { scaler.cancel() }
         let warm = try InvocationFixture(payload: Array("warm".utf8))
         #expect(try await warm.run(executor).0 == .succeeded, "the server is up")
         let silent = try #require(await executor.pool.processIDs().first)

@@ -37,6 +37,13 @@ enum ContainerTestSupport {
         return timings
     }
 
+    /// Starts `executor` as the daemon does: `start`, then its upkeep (the scaler's rounds) on a
+    /// task of its own, which the caller cancels.
+    static func start(_ executor: ContainerExecutor, context: ExecutorContext = context()) async throws -> Task<Void, Never> {
+        try await executor.start(context: context)
+        return Task { await executor.maintain(context: context) }
+    }
+
     /// A container executor of the example server on free ports.
     static func executor(
         mode: String = "echo", serve: [String]? = nil, min: Int = 0, max: Int = 1, idleSeconds: Int = 300,
