@@ -69,6 +69,15 @@ public struct DaemonStatus: Sendable, Codable, Equatable {
         try? SystemCalls.unlinkIfPresent(path(layout: engine.layout, owner: engine.owner))
     }
 
+    /// Whether a daemon or drain other than `owner` runs on the root now: one with a status file
+    /// whose lock is held. (Processes that only queue, `spool invoke`, have no status file: they
+    /// neither publish nor recover.) Reads only; never removes a file.
+    static func othersRunning(layout: SpoolLayout, except owner: String) -> Bool {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: layout.path(directory))) ?? []
+        let owners = names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.filter { $0 != owner }
+        return OwnerLock.held(layout: layout, owners: owners).contains(true)
+    }
+
     /// The statuses of the live processes of a root, except `excluding` (a caller's own owner).
     public static func live(layout: SpoolLayout, excluding: String? = nil) -> [DaemonStatus] {
         let folder = layout.path(directory)

@@ -47,12 +47,28 @@ public final class OwnerLock: Sendable {
         return true
     }
 
-    /// Whether a process other than `owner` is running on the root now (holds its lock).
-    public static func othersAlive(layout: SpoolLayout, except owner: String) -> Bool {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: layout.path(SpoolLayout.locksDirectory))) ?? []
-        return names.contains { name in
-            name.hasSuffix(".lock") && name != "\(owner).lock" && isAlive(layout: layout, owner: String(name.dropLast(5)))
+    /// Whether the lock file of each of `owners` is held now, read from `/proc/locks` without
+    /// touching the files (a probe by `flock` could delay a process taking its lock at that very
+    /// moment, and `isAlive` removes files it finds unheld). A lock is known by its file's inode:
+    /// an unrelated lock on another device with the same inode number counts as held, which only
+    /// errs towards "alive".
+    static func held(layout: SpoolLayout, owners: [String]) -> [Bool] {
+        let folder = layout.path(SpoolLayout.locksDirectory)
+        let inodes = owners.map { owner -> UInt64? in
+            var info = stat()
+            return lstat("\(folder)/\(owner).lock", &info) == 0 ? UInt64(info.st_ino) : nil
         }
+        guard inodes.contains(where: { $0 != nil }), let table = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else {
+            return owners.map { _ in false }
+        }
+        var locked = Set<UInt64>()
+        for line in table.split(separator: "\n") {
+            // "1: FLOCK  ADVISORY  WRITE 1234 fe:00:16221326 0 EOF"
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 6, fields[1] == "FLOCK", let inode = fields[5].split(separator: ":").last.flatMap({ UInt64($0) }) else { continue }
+            locked.insert(inode)
+        }
+        return inodes.map { $0.map(locked.contains) ?? false }
     }
 
     /// A fresh owner name for this process: its host, its pid and a unique suffix (hosts sharing

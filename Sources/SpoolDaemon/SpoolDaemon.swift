@@ -193,6 +193,7 @@ public struct SpoolDaemon: Sendable {
         }
         let results = engine.handledIDs.compactMap { finished[$0] }
         maintaining.cancel()
+        await maintaining.value
         await engine.shutdownExecutors()
         if let leasing = engine.leasing {
             // Published by whichever process is the publisher; bounded.

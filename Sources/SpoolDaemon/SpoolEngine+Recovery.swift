@@ -39,10 +39,11 @@ extension SpoolEngine {
         await recordOrphanedClaims(isAlive: isAlive)
         admissions.removeStaleSubmissions(isAlive: isAlive)
         if publishesOwnResults {
-            // Another process on the root may be publishing what it has just finished (the ledger
-            // no longer says who finished a request): its results are left to it for the usual
-            // settle time, whatever the caller asked, or both would log their events.
-            let settle = OwnerLock.othersAlive(layout: layout, except: owner) ? max(settleSeconds, Self.publicationSettle) : settleSeconds
+            // Another daemon or drain on the root may be publishing what it has just finished (the
+            // ledger no longer says who finished a request): its results are left to it for the
+            // usual settle time, whatever the caller asked, or both would log their events.
+            let others = DaemonStatus.othersRunning(layout: layout, except: owner)
+            let settle = others ? max(settleSeconds, Self.publicationSettle) : settleSeconds
             await publishUnnotified(settleSeconds: settle)
         }
         publisher.trash.emptyIfDue()

@@ -8,9 +8,9 @@ import Synchronization
 ///   none is free and fewer than `max` instances run, one is started (a cold start, also from
 ///   zero) and the invocation waits for it; otherwise it waits for a slot. Waiters are served
 ///   first come, first served.
-/// - Scaling (`tick`, every `scaleInterval` once started): instances up to `min`; one more when the
-///   queue's backlog exceeds the free slots; an instance idle for `idleSeconds` is stopped while
-///   more than `min` run.
+/// - Scaling (`tick`, every `scaleInterval` while the executor's `maintain` runs): instances up
+///   to `min`; one more when the queue's backlog exceeds the free slots; an instance idle for
+///   `idleSeconds` is stopped while more than `min` run.
 /// - An instance whose process exits is removed at once and replaced on demand; a start that
 ///   fails fails the waiters only when no other instance is ready or starting.
 /// - Health (`tick`): a ready instance is pinged every `timings.healthCheck`; one that fails two

@@ -1,14 +1,14 @@
 import Foundation
 import Logging
 import SpoolCore
-import SpoolDaemon
+@testable import SpoolDaemon
 import SpoolLedger
 import SpoolTestSupport
 import Testing
 
 /// Recovery publishes what a process finished but did not publish, and only that: a live
-/// process's results are its own to publish for the settle time, even to a recovery asked to
-/// settle nothing (`spool drain` and `serve` at start and end), or both would log the event.
+/// daemon's results are its own to publish for the settle time, even to a recovery asked to
+/// settle nothing (`spool drain` at start and end, `serve` at start), or both would log the event.
 @Suite(.timeLimit(.minutes(1))) struct RecoveryTests {
     let layout: SpoolLayout
     let ledger: SQLiteLedger
@@ -43,6 +43,7 @@ import Testing
         let start = Date()
         let time = SpoolClock(clock: clock, now: { start.addingTimeInterval(Double(clock.now.offset.components.seconds)) })
         let finisher = try await finisher(now: time.now())
+        DaemonStatus.write(for: finisher)  // a daemon: it publishes what it finishes
         let recoverer = try SpoolEngine(layout: layout, config: config, ledger: ledger, logger: Logger(label: "recoverer"), clock: time)
         let events = { (try? readFile(layout.eventsPath)) ?? "" }
 

@@ -64,8 +64,10 @@ final class InvocationFixture: Sendable {
     func waitUntilRead(atLeast bytes: Int64 = 1, within limit: Duration = .seconds(20)) async -> Bool {
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
-            let offset = input.withLock { $0 < 0 ? 0 : Int64(lseek($0, 0, SEEK_CUR)) }
-            if max(offset, progress.latest) >= bytes { return true }
+            // Only while a run is on (it resets the progress first): an earlier run's progress
+            // says nothing of this one.
+            let offset = input.withLock { $0 < 0 ? nil : Int64(lseek($0, 0, SEEK_CUR)) }
+            if let offset, max(offset, progress.latest) >= bytes { return true }
             try? await Task.sleep(for: .milliseconds(2))
         }
         return false
