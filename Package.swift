@@ -110,7 +110,7 @@ let package = Package(
         // The ledger conformance suite: every driver's tests run it.
         .target(name: "SpoolLedgerConformance", dependencies: ["SpoolCore"], path: "Tests/SpoolLedgerConformance"),
         // What test targets share: ports for the servers tests start, a clock tests move, file helpers.
-        .target(name: "SpoolTestSupport", dependencies: ["SpoolSystem"], path: "Tests/SpoolTestSupport"),
+        .target(name: "SpoolTestSupport", dependencies: ["SpoolCore", "SpoolSystem"], path: "Tests/SpoolTestSupport"),
         .testTarget(
             name: "SpoolLedgerTests",
             dependencies: [
@@ -127,7 +127,7 @@ let package = Package(
         .testTarget(
             name: "SpoolDaemonTests",
             dependencies: [
-                "SpoolDaemon", "SpoolCore", "SpoolLedger", "SpoolLedgerConformance", "SpoolTestSupport",
+                "SpoolDaemon", "SpoolCore", "SpoolLedger", "SpoolLedgerConformance", "SpoolSystem", "SpoolTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -41,7 +41,7 @@ public final class Admissions: Sendable {
 
     init(
         layout: SpoolLayout, config: SpoolConfig, ledger: any Ledger, claimer: PayloadClaimer, ids: InferenceIDGenerator,
-        owner: String, logger: Logger, stopping: AtomicFlag, ownerLock: OwnerLock? = nil, now: @escaping @Sendable () -> Date = { Date() },
+        owner: String, logger: Logger, stopping: AtomicFlag, ownerLock: OwnerLock? = nil, now: @escaping @Sendable () -> Date = SpoolClock.system.now,
         activity: @escaping @Sendable () -> Void = {}, recorded: @escaping @Sendable (InferenceRequest) async -> Void
     ) {
         self.layout = layout

@@ -75,7 +75,7 @@ public struct DaemonStatus: Sendable, Codable, Equatable {
     static func othersRunning(layout: SpoolLayout, except owner: String) -> Bool {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: layout.path(directory))) ?? []
         let owners = names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.filter { $0 != owner }
-        return OwnerLock.held(layout: layout, owners: owners).contains(true)
+        return OwnerLock.anyHeld(layout: layout, owners: owners)
     }
 
     /// The statuses of the live processes of a root, except `excluding` (a caller's own owner).

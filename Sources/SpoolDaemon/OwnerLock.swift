@@ -47,28 +47,26 @@ public final class OwnerLock: Sendable {
         return true
     }
 
-    /// Whether the lock file of each of `owners` is held now, read from `/proc/locks` without
+    /// Whether the lock file of any of `owners` is held now, read from `/proc/locks` without
     /// touching the files (a probe by `flock` could delay a process taking its lock at that very
     /// moment, and `isAlive` removes files it finds unheld). A lock is known by its file's inode:
     /// an unrelated lock on another device with the same inode number counts as held, which only
     /// errs towards "alive".
-    static func held(layout: SpoolLayout, owners: [String]) -> [Bool] {
+    static func anyHeld(layout: SpoolLayout, owners: [String]) -> Bool {
         let folder = layout.path(SpoolLayout.locksDirectory)
-        let inodes = owners.map { owner -> UInt64? in
+        let inodes = Set(owners.compactMap { owner -> UInt64? in
             var info = stat()
             return lstat("\(folder)/\(owner).lock", &info) == 0 ? UInt64(info.st_ino) : nil
-        }
-        guard inodes.contains(where: { $0 != nil }), let table = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else {
-            return owners.map { _ in false }
-        }
-        var locked = Set<UInt64>()
-        for line in table.split(separator: "\n") {
+        })
+        guard !inodes.isEmpty, let table = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else { return false }
+        return table.split(separator: "\n").contains { line in
             // "1: FLOCK  ADVISORY  WRITE 1234 fe:00:16221326 0 EOF"
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard fields.count >= 6, fields[1] == "FLOCK", let inode = fields[5].split(separator: ":").last.flatMap({ UInt64($0) }) else { continue }
-            locked.insert(inode)
+            guard fields.count >= 6, fields[1] == "FLOCK", let inode = fields[5].split(separator: ":").last.flatMap({ UInt64($0) }) else {
+                return false
+            }
+            return inodes.contains(inode)
         }
-        return inodes.map { $0.map(locked.contains) ?? false }
     }
 
     /// A fresh owner name for this process: its host, its pid and a unique suffix (hosts sharing

@@ -37,7 +37,7 @@ final class RunCommitter: Sendable {
     ///   up on (the rows stay `running` for this owner, and the next start requeues them).
     init(
         layout: SpoolLayout, ledger: any Ledger, publisher: ResultPublisher, owner: String, logger: Logger, stopping: AtomicFlag,
-        ledgerFirst: Bool = false, now: @escaping @Sendable () -> Date = { Date() }
+        ledgerFirst: Bool = false, now: @escaping @Sendable () -> Date = SpoolClock.system.now
     ) {
         let newest = publisher.newest
         let publishing = BlockingLane("spool.publish")

@@ -3,6 +3,7 @@ import Logging
 import SpoolCore
 @testable import SpoolDaemon
 import SpoolLedger
+import SpoolSystem
 import SpoolTestSupport
 import Testing
 
@@ -30,7 +31,7 @@ import Testing
         var metadata = RequestMetadata()
         metadata.inferenceId = "done"
         _ = try await finisher.submit(endpoint: config.endpoints[0], metadata: metadata, source: .invoke) { fd, _ in
-            _ = "x".withCString { write(fd, $0, 1) }
+            try SystemCalls.writeAll(fd, "x")
         }
         #expect(try await ledger.claimNext(endpoints: ["default"], owner: finisher.owner, now: now).claimed?.id == "done")
         _ = try await ledger.finish(id: "done", owner: finisher.owner, result: .succeeded, now: now)
@@ -40,8 +41,7 @@ import Testing
     @Test func aLiveFinisherKeepsItsPublicationForTheSettleTimeEvenAgainstAnImpatientRecovery() async throws {
         defer { remove() }
         let clock = ManualClock()
-        let start = Date()
-        let time = SpoolClock(clock: clock, now: { start.addingTimeInterval(Double(clock.now.offset.components.seconds)) })
+        let time = clock.spoolClock()
         let finisher = try await finisher(now: time.now())
         DaemonStatus.write(for: finisher)  // a daemon: it publishes what it finishes
         let recoverer = try SpoolEngine(layout: layout, config: config, ledger: ledger, logger: Logger(label: "recoverer"), clock: time)

@@ -3,6 +3,7 @@ import Logging
 import SpoolCore
 import SpoolDaemon
 import SpoolLedger
+import SpoolSystem
 import SpoolTestSupport
 import Testing
 
@@ -22,11 +23,8 @@ import Testing
             layout = SpoolLayout(root: path)
             try FileManager.default.createDirectory(atPath: path + "/.spool", withIntermediateDirectories: true)
             ledger = try SQLiteLedger(path: layout.ledgerPath)
-            let start = Date(timeIntervalSince1970: 1_800_000_000)
-            let clock = clock
-            let spoolClock = SpoolClock(clock: clock, now: { start.addingTimeInterval(Double(clock.now.offset.components.seconds)) })
             engine = try SpoolEngine(
-                layout: layout, config: SpoolConfig(endpoints: [endpoint]), ledger: ledger, logger: Logger(label: "test"), clock: spoolClock)
+                layout: layout, config: SpoolConfig(endpoints: [endpoint]), ledger: ledger, logger: Logger(label: "test"), clock: clock.spoolClock(wallClockFrom: Date(timeIntervalSince1970: 1_800_000_000)))
             self.endpoint = endpoint
         }
 
@@ -34,7 +32,7 @@ import Testing
             var metadata = RequestMetadata()
             metadata.inferenceId = id
             let request = try await engine.submit(endpoint: endpoint, metadata: metadata, source: .invoke) { fd, path in
-                try writeAll(fd, text, path: path)
+                try SystemCalls.writeAll(fd, text, path: path)
             }
             return try #require(request)
         }
@@ -44,11 +42,6 @@ import Testing
         }
 
         func remove() { try? FileManager.default.removeItem(atPath: layout.root) }
-    }
-
-    static func writeAll(_ fd: Int32, _ text: String, path: String) throws {
-        let bytes = Array(text.utf8)
-        #expect(bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count, "writing \(path)")
     }
 
     @Test func aRequestExpiresOnceItsTTLHasPassedOnTheSpoolClock() async throws {

@@ -53,7 +53,7 @@ enum ContainerTestSupport {
         endpoint.instances = InstanceConfig(min: min, max: max, idleSeconds: idleSeconds)
         endpoint.maxConcurrentInvocationsPerInstance = slots
         var timings = fastTimings(grace: grace)
-        if let clock { timings.clock = SpoolClock(clock: clock, now: { Date() }) }
+        if let clock { timings.clock = clock.spoolClock() }
         return ContainerExecutor(
             spec: ContainerSpec(serve: serve ?? Self.serve(mode), port: try freePorts(max)), endpoint: endpoint,
             timings: timings

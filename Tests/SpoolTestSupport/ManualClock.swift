@@ -1,3 +1,5 @@
+import Foundation
+import SpoolCore
 import Synchronization
 
 /// A clock that moves only when a test says so: `sleep` returns once `advance` has moved the
@@ -72,5 +74,15 @@ public final class ManualClock: Clock, Sendable {
             try? await Task.sleep(for: .milliseconds(1))
         }
         return true
+    }
+}
+
+extension ManualClock {
+    /// A `SpoolClock` on this clock, whose wall clock reads `start` plus the time moved so far.
+    public func spoolClock(wallClockFrom start: Date = Date()) -> SpoolClock {
+        SpoolClock(clock: self, now: { [self] in
+            let moved = now.offset.components
+            return start.addingTimeInterval(Double(moved.seconds) + Double(moved.attoseconds) / 1e18)
+        })
     }
 }
