@@ -1,5 +1,6 @@
 import Foundation
 import SpoolCore
+import SpoolTestSupport
 import Synchronization
 import Testing
 @testable import SpoolExecutors
@@ -73,8 +74,9 @@ import Glibc
             task.cancel()
             throw POSIXError(.ESRCH)
         }
-        for _ in 0..<500 where commands(inGroup: pgid).filter({ $0 == "sleep" }).count < sleepers {
-            try await Task.sleep(for: .milliseconds(10))
+        // Scanning /proc (unoptimised test build) in a loop: on a thread of its own.
+        await onThreadOfItsOwn {
+            for _ in 0..<500 where commands(inGroup: pgid).filter({ $0 == "sleep" }).count < sleepers { usleep(10_000) }
         }
         // The first progress report says the executor knows the model's PID. (On a loaded
         // machine the hop from spawning to supervising can take seconds; a cancellation within

@@ -63,9 +63,11 @@ import Glibc
     }
 
     @Test func startupTimeoutBoundsTheWaitForPing() async throws {
-        // A server that takes 3 s to listen: too slow for a 1-second timeout, fine for 20.
+        // A server that takes a minute to listen is too slow for a 1-second timeout; one that takes
+        // 3 s is fine for 20. (Margins of a minute and 17 s: a busy machine may hold the
+        // executor's tasks back for seconds, in either direction.)
         var spec = ContainerSpec(serve: Support.serve("echo"), port: try Support.freePorts(1))
-        spec.env = ["SERVE_STARTUP_DELAY": "3"]
+        spec.env = ["SERVE_STARTUP_DELAY": "60"]
         spec.startupTimeoutSeconds = 1
         var timings = ContainerTimings(spec: spec)
         timings.pingInterval = .milliseconds(50)
@@ -78,6 +80,7 @@ import Glibc
         let failure = try #require(result.failure)
         #expect(failure.reason.contains("did not answer GET /ping") && failure.reason.contains("1.0 seconds"), "\(failure.reason)")
 
+        spec.env = ["SERVE_STARTUP_DELAY": "3"]
         spec.startupTimeoutSeconds = 20
         timings = ContainerTimings(spec: spec)
         timings.pingInterval = .milliseconds(50)

@@ -49,7 +49,7 @@ import Testing
         let (result, progress) = try await fixture.run(BuiltinExecutor(model: .sha256), chunkBytes: 4096)
         #expect(result == .succeeded)
         #expect(progress == 5_000_003)
-        let expected = String(try toolOutput("/usr/bin/sha256sum", [fixture.inputPath]).prefix(64))
+        let expected = String(await toolOutput("/usr/bin/sha256sum", [fixture.inputPath]).prefix(64))
         #expect(String(decoding: fixture.output, as: UTF8.self) == "{\"sha256\":\"\(expected)\",\"bytes\":5000003}\n")
     }
 
@@ -63,7 +63,7 @@ import Testing
         let fixture = try InvocationFixture(payload: payload)
         let (result, _) = try await fixture.run(BuiltinExecutor(model: .wc), chunkBytes: 4096)
         #expect(result == .succeeded)
-        let fields = try toolOutput("/usr/bin/wc", ["-l", "-w", "-c", fixture.inputPath]).split(separator: " ").prefix(3)
+        let fields = await toolOutput("/usr/bin/wc", ["-l", "-w", "-c", fixture.inputPath]).split(separator: " ").prefix(3)
         let expected = "{\"lines\":\(fields[fields.startIndex]),\"words\":\(fields[fields.startIndex + 1]),\"bytes\":\(fields[fields.startIndex + 2])}\n"
         #expect(String(decoding: fixture.output, as: UTF8.self) == expected)
     }

@@ -94,24 +94,26 @@ final class ProgressRecorder: @unchecked Sendable {
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
 func pseudoRandomBytes(count: Int, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) -> [UInt8] {
+    // Eight bytes a step into raw memory: the tests are built unoptimised, where a `map` over
+    // megabytes held a shared test thread for seconds.
     var state = seed
-    return (0..<count).map { _ in
-        state ^= state << 13
-        state ^= state >> 7
-        state ^= state << 17
-        return UInt8(truncatingIfNeeded: state)
+    return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        let raw = UnsafeMutableRawBufferPointer(buffer)
+        var offset = 0
+        while offset < count {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            let word = state.littleEndian
+            let n = min(8, count - offset)
+            withUnsafeBytes(of: word) { raw.baseAddress!.advanced(by: offset).copyMemory(from: $0.baseAddress!, byteCount: n) }
+            offset += n
+        }
+        initialized = count
     }
 }
 
 /// Runs a system tool on a file and returns its standard output.
-func toolOutput(_ tool: String, _ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: tool)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
+func toolOutput(_ tool: String, _ arguments: [String]) async -> String {
+    await runProgram([tool] + arguments).stdout
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SpoolTestSupport
 import Testing
 
 extension IntegrationTests {
@@ -11,8 +12,10 @@ extension IntegrationTests {
             _ = try root.serve()
             try await root.warmUp()
             let names = (0..<count).map { String(format: "f%05d.bin", $0) }
-            for (i, name) in names.enumerated() {
-                try Files.write(root.incoming + "/" + name, payload(i, bytes: 1024, tag: "burst"))
+            try await onThreadOfItsOwn {
+                for (i, name) in names.enumerated() {
+                    try Files.write(root.incoming + "/" + name, payload(i, bytes: 1024, tag: "burst"))
+                }
             }
             try await root.waitForCount("outputs of the burst", toReach: count + 1, timeout: .seconds(120)) {
                 Files.count(under: root.outputs)
@@ -57,11 +60,13 @@ extension IntegrationTests {
             try #require(queueLimit > 0 && queueLimit < 2 * count, "fs.inotify.max_queued_events = \(queueLimit) is too large to overflow")
             daemon.send(SIGSTOP)
             // 40 sub-folders made during the burst: after an overflow the rescan must watch them too.
-            for folder in 0..<(count / perFolder) {
-                let directory = root.incoming + String(format: "/d%02d", folder)
-                try Files.makeDirectories(directory)
-                for i in 0..<perFolder {
-                    try Files.write(directory + String(format: "/f%05d", i), Array("file \(folder)/\(i)\n".utf8))
+            try await onThreadOfItsOwn {
+                for folder in 0..<(count / perFolder) {
+                    let directory = root.incoming + String(format: "/d%02d", folder)
+                    try Files.makeDirectories(directory)
+                    for i in 0..<perFolder {
+                        try Files.write(directory + String(format: "/f%05d", i), Array("file \(folder)/\(i)\n".utf8))
+                    }
                 }
             }
             daemon.send(SIGCONT)

@@ -110,13 +110,18 @@ enum Files {
 
 /// A deterministic, distinct payload: a readable header, then pseudo-random bytes.
 func payload(_ index: Int, bytes: Int, tag: String = "payload") -> [UInt8] {
-    var out = Array("\(tag) \(index)\n".utf8)
+    let head = Array("\(tag) \(index)\n".utf8).prefix(bytes)
     var state = UInt64(truncatingIfNeeded: index) &* 0x9E37_79B9_7F4A_7C15 | 1
-    while out.count < bytes {
-        state ^= state << 13; state ^= state >> 7; state ^= state << 17
-        out.append(UInt8(truncatingIfNeeded: state >> 24))
+    // Into raw memory, not appended byte by byte: the tests are built unoptimised, and thousands
+    // of payloads made that way held a thread every test's tasks share for seconds.
+    return [UInt8](unsafeUninitializedCapacity: bytes) { buffer, initialized in
+        _ = buffer.initialize(from: head)
+        for offset in head.count..<max(bytes, head.count) {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            buffer[offset] = UInt8(truncatingIfNeeded: state >> 24)
+        }
+        initialized = bytes
     }
-    return Array(out.prefix(bytes))
 }
 
 /// SHA-256 in plain Swift: the test's own oracle, independent of the product's libcrypto.

@@ -17,10 +17,17 @@ public func makeTemporaryDirectory(prefix: String = "spool-test") throws -> Stri
 
 /// Runs `body` with a fresh temporary folder that is always removed afterwards (without
 /// following links: a test's hostile links never take the removal elsewhere).
+/// The removal runs on a thread of its own: a test's tree may hold tens of thousands of files.
 public func withTemporaryDirectory<T>(prefix: String = "spool-test", _ body: (String) async throws -> T) async throws -> T {
     let path = try makeTemporaryDirectory(prefix: prefix)
-    defer { try? FileTree.removeTree(path) }
-    return try await body(path)
+    let result: Result<T, any Error>
+    do {
+        result = .success(try await body(path))
+    } catch {
+        result = .failure(error)
+    }
+    await onThreadOfItsOwn { try? FileTree.removeTree(path) }
+    return try result.get()
 }
 
 /// Writes `contents` to `path` in one open–write–close (creating parent folders).

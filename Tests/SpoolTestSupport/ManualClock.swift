@@ -66,7 +66,7 @@ public final class ManualClock: Clock, Sendable {
     }
 
     /// Waits (in real time, at most `limit`) until `count` tasks sleep on the clock.
-    public func waitForSleepers(_ count: Int = 1, limit: Duration = .seconds(10)) async -> Bool {
+    public func waitForSleepers(_ count: Int = 1, limit: Duration = .seconds(30)) async -> Bool {
         let deadline = ContinuousClock.now + limit
         while sleepers < count {
             if ContinuousClock.now >= deadline { return false }

@@ -7,19 +7,28 @@ public struct ProgramOutput: Sendable {
     public let stderr: String
 }
 
+/// Runs `body` on a thread of its own and returns what it returns: for test work that blocks
+/// or takes the processor for long (megabytes generated, `/proc` scanned in a loop, a large tree
+/// removed). The tests' tasks share as many threads as the machine has cores; such work on one
+/// of them stalls every other test's tasks, and unrelated tests' bounded waits run out.
+public func onThreadOfItsOwn<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(returning: body()) }
+    }
+}
+
+/// `onThreadOfItsOwn` for work that throws.
+public func onThreadOfItsOwn<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await onThreadOfItsOwn { Result { try body() } }.get()
+}
+
 /// Runs `argv` (looked up in `PATH`) to its end on a thread of its own and returns what it
-/// printed. The tests' tasks share as many threads as the machine has cores: a child waited for
-/// on one of them (a boto3 script takes seconds) would stall every other test's tasks, and the
-/// bounded waits of unrelated tests would run out.
+/// printed (a boto3 script takes seconds: see `onThreadOfItsOwn`).
 /// - Parameter mergingStderr: standard error into `stdout` (in order), `stderr` then empty.
 public func runProgram(
     _ argv: [String], environment: [String: String]? = nil, directory: String? = nil, mergingStderr: Bool = false
 ) async -> ProgramOutput {
-    await withCheckedContinuation { continuation in
-        Thread.detachNewThread {
-            continuation.resume(returning: runProgramBlocking(argv, environment: environment, directory: directory, mergingStderr: mergingStderr))
-        }
-    }
+    await onThreadOfItsOwn { runProgramBlocking(argv, environment: environment, directory: directory, mergingStderr: mergingStderr) }
 }
 
 /// `runProgram` on the calling thread: for the one-time probes of what is installed.
