@@ -167,7 +167,7 @@ public final class ResultPublisher: Sendable {
     func removeClaim(_ request: InferenceRequest) {
         trash.discard(
             layout.path(request.claimDirectory), payload: layout.path(request.claimedPayloadPath),
-            bytes: request.payloadBytes, succeeded: request.state == .succeeded)
+            bytes: request.payloadBytes, succeeded: request.state == .succeeded, mayHaveSidecar: request.source == .drop)
     }
 
     /// The event of a finished request, as `events.jsonl`, the hooks and the webhook all get it:

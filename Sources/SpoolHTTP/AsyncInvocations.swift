@@ -20,6 +20,8 @@ final class AsyncInvocations: Sendable {
     let logger: Logger
     /// InferenceIds being submitted now, so that two requests with one id queue it once.
     private let submitting = Mutex<Set<String>>([])
+    /// The queue's length for the `max_queued` check.
+    private let queuedCount = QueuedCount()
 
     init(engine: SpoolEngine, state: ServerState, logger: Logger) {
         self.engine = engine
@@ -76,6 +78,7 @@ final class AsyncInvocations: Sendable {
             throw APIError.internalFailure("The payload could not be queued: \(error)")
         }
         guard var request = queued else { throw APIError.internalFailure("The request could not be recorded in the ledger.") }
+        if request.state == .queued { queuedCount.add() }
         if let id, request.id != id, let existing = try await existingRequest(id) {
             request = existing  // another process recorded this id first
         }
@@ -105,11 +108,18 @@ final class AsyncInvocations: Sendable {
 
     /// 503 when `[http] max_queued` requests are already waiting.
     private func checkCapacity() async throws {
-        let stats: [String: QueueStats]
-        do { stats = try await engine.ledger.queueStats() } catch {
-            throw APIError.internalFailure("The ledger could not be read: \(error)")
+        // A recent count well under the limit answers at once; near it the ledger decides.
+        let queued: Int
+        if let known = queuedCount.fresh(at: .now), known < engine.config.http.maxQueued {
+            queued = known
+        } else {
+            let stats: [String: QueueStats]
+            do { stats = try await engine.ledger.queueStats() } catch {
+                throw APIError.internalFailure("The ledger could not be read: \(error)")
+            }
+            queued = stats.values.reduce(0) { $0 + $1.count(.queued) }
+            queuedCount.read(queued, at: .now)
         }
-        let queued = stats.values.reduce(0) { $0 + $1.count(.queued) }
         if queued >= engine.config.http.maxQueued {
             throw APIError.unavailable("The queue is full (\(queued) requests waiting, [http] max_queued = \(engine.config.http.maxQueued)); try again later.")
         }
@@ -145,6 +155,34 @@ final class AsyncInvocations: Sendable {
 
     private func unlock(_ id: String) {
         _ = submitting.withLock { $0.remove(id) }
+    }
+}
+
+/// The number of queued requests, as the `max_queued` check needs it: read from the ledger at
+/// most once every `freshness` while the queue is below the limit (a read transaction per
+/// invocation cost several percent of the API's processor time) and counted up by each request
+/// this server queued since. Within `freshness` it misses what other processes queued, and
+/// still counts what was claimed: a count at the limit is therefore always read again.
+final class QueuedCount: Sendable {
+    static let freshness = Duration.milliseconds(20)
+    private let state = Mutex<(count: Int, readAt: ContinuousClock.Instant)?>(nil)
+
+    /// The count, when the last read is recent enough.
+    func fresh(at now: ContinuousClock.Instant) -> Int? {
+        state.withLock { known in
+            guard let known, now - known.readAt < Self.freshness else { return nil }
+            return known.count
+        }
+    }
+
+    /// Remembers a count read from the ledger.
+    func read(_ count: Int, at now: ContinuousClock.Instant) {
+        state.withLock { $0 = (count, now) }
+    }
+
+    /// Notes one more queued request.
+    func add() {
+        state.withLock { known in known?.count += 1 }
     }
 }
 

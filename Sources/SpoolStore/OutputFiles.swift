@@ -59,8 +59,14 @@ public enum OutputFiles {
         for (i, output) in outputs.enumerated() {
             let folder = (output.destination as NSString).deletingLastPathComponent
             do throws(SystemError) {
-                if folders[folder] == nil { try SystemCalls.makeDirectories(folder) }
-                try SystemCalls.rename(output.partial, output.destination)
+                do throws(SystemError) {
+                    try SystemCalls.rename(output.partial, output.destination)
+                } catch {
+                    // The folder is made when it is missing (first output there, or removed).
+                    guard error.errno == ENOENT, folders[folder] == nil else { throw error }
+                    try SystemCalls.makeDirectories(folder)
+                    try SystemCalls.rename(output.partial, output.destination)
+                }
                 folders[folder, default: []].append(i)
             } catch {
                 _ = unlink(output.partial)

@@ -98,16 +98,19 @@ public final class Trash: Sendable {
 
     /// Removes a finished claim, now or later: its token folder `directory`, which holds
     /// `payload` (directly, or below sub-folders) and perhaps a sidecar.
-    /// - Parameter succeeded: the payload went through a model (a regular file), so its inode
-    ///   may be recycled.
-    public func discard(_ directory: String, payload: String, bytes: Int64, succeeded: Bool) {
+    /// - Parameters:
+    ///   - succeeded: the payload went through a model (a regular file), so its inode may be
+    ///     recycled.
+    ///   - mayHaveSidecar: the payload was dropped, perhaps with a metadata sidecar (a submitted
+    ///     one never has one: no `unlink` that fails is spent on it).
+    public func discard(_ directory: String, payload: String, bytes: Int64, succeeded: Bool, mayHaveSidecar: Bool = true) {
         if let folders, (payload as NSString).deletingLastPathComponent == directory {
             // The payload alone leaves; the emptied folder is kept for the next claim.
             let gone = bytes < Self.deferLimit
                 ? moveAside(payload, recyclable: succeeded)
                 : (try? FileManager.default.removeItem(atPath: payload)) != nil
             if gone {
-                _ = unlink(directory + "/" + PayloadClaimer.sidecarName)
+                if mayHaveSidecar { _ = unlink(directory + "/" + PayloadClaimer.sidecarName) }
                 if folders.put(directory) { return }
             }
         } else if bytes < Self.deferLimit, moveAside(directory) {
