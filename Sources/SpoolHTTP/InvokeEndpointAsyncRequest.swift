@@ -26,7 +26,7 @@ struct InvokeEndpointAsyncRequest: Sendable, Equatable {
     /// Reads and validates the headers.
     /// - Throws: a ValidationError naming the first bad field.
     static func parse(endpoint: String, headers: HTTPFields) throws(APIError) -> InvokeEndpointAsyncRequest {
-        guard endpoint.utf8.count <= 63, endpoint.range(of: "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", options: .regularExpression) != nil else {
+        guard endpoint.utf8.count <= 63, isEndpointName(endpoint) else {
             throw .validation("EndpointName \"\(endpoint)\" must be 1 to 63 letters, digits and inner hyphens")
         }
         func integer(_ name: HTTPField.Name, _ field: String) throws(APIError) -> Int? {
@@ -50,14 +50,14 @@ struct InvokeEndpointAsyncRequest: Sendable, Equatable {
         let fileExtension = headers[.sageMakerS3OutputPathExtension]
         if let fileExtension,
            fileExtension.utf8.count > 512 || fileExtension.hasPrefix("s3:") || fileExtension.hasPrefix("https:")
-            || fileExtension.range(of: "^[a-zA-Z0-9!_.*'()/-]+$", options: .regularExpression) == nil {
+            || !consists(of: fileExtension, firstAllowed: { isAlphanumeric($0) || "!_.*'()/-".utf8.contains($0) }, allowed: { isAlphanumeric($0) || "!_.*'()/-".utf8.contains($0) }) {
             throw .validation("S3OutputPathExtension must be 1 to 512 characters of letters, digits and !_.*'()/-")
         }
         if let reason = OutputPlacement(pathExtension: fileExtension).validationError() { throw .validation(reason) }
         let filename = headers[.sageMakerFilename]
         if let filename,
            filename.utf8.count > 32 || filename.filter({ $0 == "." }).count > 1
-            || filename.range(of: "^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", options: .regularExpression) == nil {
+            || !consists(of: filename, firstAllowed: isAlphanumeric, allowed: { isAlphanumeric($0) || "_.-".utf8.contains($0) }) {
             throw .validation("Filename must be 1 to 32 letters, digits, -, _ and at most one dot, starting with a letter or digit")
         }
         return InvokeEndpointAsyncRequest(
@@ -65,6 +65,27 @@ struct InvokeEndpointAsyncRequest: Sendable, Equatable {
             outputPathExtension: fileExtension, filename: filename
         )
     }
+}
+
+// The header checks scan bytes: a regular expression built per request (through NSString)
+// cost more than the rest of the parse.
+
+/// An ASCII letter or digit.
+private func isAlphanumeric(_ byte: UInt8) -> Bool {
+    (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+        || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+}
+
+/// `text` is not empty, its first byte is `firstAllowed` and every other one `allowed`.
+private func consists(of text: String, firstAllowed: (UInt8) -> Bool, allowed: (UInt8) -> Bool) -> Bool {
+    guard let first = text.utf8.first, firstAllowed(first) else { return false }
+    return text.utf8.dropFirst().allSatisfy(allowed)
+}
+
+/// SageMaker's endpoint names: `^[a-zA-Z0-9](-*[a-zA-Z0-9])*$` (letters, digits, inner hyphens).
+func isEndpointName(_ name: String) -> Bool {
+    consists(of: name, firstAllowed: isAlphanumeric, allowed: { isAlphanumeric($0) || $0 == UInt8(ascii: "-") })
+        && name.utf8.last != UInt8(ascii: "-")
 }
 
 /// The 202 answer: both locations as headers, the id as the JSON body.

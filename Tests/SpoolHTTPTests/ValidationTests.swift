@@ -24,6 +24,8 @@ extension HTTPAPITests {
             ("CustomAttributes not ASCII", "default", ["Custom-Attributes": "naïve"], Data("x".utf8)),
             ("unknown endpoint", "nosuch", [:], Data("x".utf8)),
             ("invalid endpoint name", "bad_name", [:], Data("x".utf8)),
+            ("endpoint name ending in a hyphen", "bad-", [:], Data("x".utf8)),
+            ("endpoint name of 64 characters", String(repeating: "e", count: 64), [:], Data("x".utf8)),
             ("missing input file", "default", ["InputLocation": "file:///nonexistent/in.txt"], nil),
             ("missing input in the root", "default", ["InputLocation": "s3://spool/nope.txt"], nil),
             ("no input at all", "default", [:], nil),
@@ -31,6 +33,10 @@ extension HTTPAPITests {
             ("S3OutputPathExtension leaving the outputs", "default", ["S3OutputPathExtension": "a/../../x"], Data("x".utf8)),
             ("S3OutputPathExtension with an empty folder", "default", ["S3OutputPathExtension": "a//b"], Data("x".utf8)),
             ("bad Filename", "default", ["Filename": "a.b.c"], Data("x".utf8)),
+            ("Filename starting with a hyphen", "default", ["Filename": "-x"], Data("x".utf8)),
+            ("Filename with a space", "default", ["Filename": "a b"], Data("x".utf8)),
+            ("S3OutputPathExtension with a space", "default", ["S3OutputPathExtension": "a b"], Data("x".utf8)),
+            ("S3OutputPathExtension with a question mark", "default", ["S3OutputPathExtension": "a?b"], Data("x".utf8)),
             ("body larger than 128,000 bytes", "default", [:], Data(repeating: 0x61, count: 128_001)),
         ]
 
