@@ -34,6 +34,13 @@ extension LedgerConformance {
         #expect(try await ledger.request(id: "missing") == nil)
         let next = try await ledger.admit(Self.request("r2"), initialFailure: nil)
         #expect(next.seq > stored.seq)
+        // What admit returns is what a read gives, even for an arrival time finer than the
+        // ledger keeps, and for a failure whose evidence is empty.
+        let fine = try await ledger.admit(Self.request("r3", receivedAt: Self.at(1.2345678)), initialFailure: nil)
+        #expect(try await ledger.request(id: "r3") == fine)
+        let bare = try await ledger.admit(
+            Self.request("r4", receivedAt: Self.at(2.0004)), initialFailure: Failure(.invalidRequest, "no", evidence: ModelEvidence()))
+        #expect(try await ledger.request(id: "r4") == bare)
     }
 
     func admitWithFailureRecordsFailed() async throws {
