@@ -121,12 +121,87 @@ public struct NotificationEvent: Sendable, Codable, Equatable {
         }
     }
 
-    /// One compact JSON line, newline included.
+    /// One compact JSON line, newline included: what `JSONEncoder` with sorted keys and
+    /// unescaped slashes writes (the tests hold the two to the same bytes), written directly —
+    /// an encoder per event cost 2.5% of the daemon's processor time under load.
     public func jsonLine() -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var data = (try? encoder.encode(self)) ?? Data("{}".utf8)
+        var json = CompactJSONObject()
+        json.add("eventName", eventName)
+        json.add("eventSource", eventSource)
+        json.add("eventTime", eventTime)
+        json.add("eventVersion", eventVersion)
+        json.add("failureCode", failureCode)
+        json.add("failureLocation", failureLocation)
+        json.add("failureReason", failureReason)
+        json.add("inferenceId", inferenceId)
+        json.add("invocationStatus", invocationStatus)
+        json.add("receivedTime", receivedTime)
+        var request = CompactJSONObject()
+        request.add("accept", requestParameters.accept)
+        request.add("contentType", requestParameters.contentType)
+        request.add("endpointName", requestParameters.endpointName)
+        request.add("inputLocation", requestParameters.inputLocation)
+        json.add("requestParameters", object: request)
+        if let responseBody {
+            var body = CompactJSONObject()
+            body.add("content", responseBody.content)
+            body.add("encoding", responseBody.encoding)
+            json.add("responseBody", object: body)
+        }
+        if let responseParameters {
+            var response = CompactJSONObject()
+            response.add("contentType", responseParameters.contentType)
+            response.add("outputLocation", responseParameters.outputLocation)
+            json.add("responseParameters", object: response)
+        }
+        var data = Data(json.finished())
         data.append(0x0A)
         return data
+    }
+}
+
+/// A JSON object written field by field, in the order given (the caller sorts the keys), with
+/// strings escaped as `JSONEncoder` escapes them (`"`, `\\`, and control characters; slashes
+/// left as they are); a nil value leaves its key out.
+struct CompactJSONObject {
+    private var bytes: [UInt8] = [UInt8(ascii: "{")]
+
+    mutating func add(_ key: String, _ value: String?) {
+        guard let value else { return }
+        self.key(key)
+        string(value)
+    }
+
+    mutating func add(_ key: String, object: CompactJSONObject) {
+        self.key(key)
+        bytes += object.finished()
+    }
+
+    func finished() -> [UInt8] { bytes + [UInt8(ascii: "}")] }
+
+    private mutating func key(_ key: String) {
+        if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
+        string(key)
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    private mutating func string(_ value: String) {
+        bytes.append(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): bytes += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+            case UInt8(ascii: "\\"): bytes += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case 0x08: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "b")]
+            case 0x0C: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "f")]
+            case 0x0A: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+            case 0x0D: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+            case 0x09: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                bytes += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
     }
 }

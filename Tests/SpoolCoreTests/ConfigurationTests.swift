@@ -236,6 +236,32 @@ import Testing
         #expect(object["eventVersion"] as? String == "1.0")
         #expect((object["requestParameters"] as? [String: Any])?["endpointName"] as? String == "default")
     }
+
+    /// The event line is written by hand: byte for byte what `JSONEncoder` (sorted keys,
+    /// slashes unescaped) writes, for every field present or absent and every kind of character.
+    @Test(arguments: [RequestState.succeeded, .failed], [false, true])
+    func eventLinesAreWhatJSONEncoderWrites(state: RequestState, withOptionals: Bool) throws {
+        let awkward = (0..<0x20).map { String(UnicodeScalar(UInt8($0))) }.joined()
+            + "\"\\/\u{7F} é ü 中文 \u{2028}\u{2029} 🙂 </script>"
+        var request = InferenceRequest(
+            id: "id-" + awkward, endpoint: "ep" + awkward, source: .http, inputPath: "in", claimToken: "t", payloadBytes: 3,
+            ttlSeconds: 60, timeoutSeconds: 1, maxAttempts: 1, state: state, receivedAt: Date(timeIntervalSince1970: 0.5),
+            finishedAt: Date(timeIntervalSince1970: 1), attempts: 1, outputLocation: "o", failureLocation: "e",
+            failureCode: state == .failed ? .modelError : nil, failureReason: state == .failed ? "why " + awkward : nil)
+        if withOptionals {
+            request.contentType = "text/" + awkward
+            request.accept = "application/" + awkward
+        }
+        var event = NotificationEvent(
+            request: request, inputLocation: "/in/" + awkward, outputLocation: "/out/" + awkward,
+            failureLocation: "/err/" + awkward, eventTime: Date(timeIntervalSince1970: 2))
+        if withOptionals { event.responseBody = NotificationEvent.ResponseBody(content: "YWJj" + awkward) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let expected = try encoder.encode(event) + Data([0x0A])
+        #expect(String(decoding: event.jsonLine(), as: UTF8.self) == String(decoding: expected, as: UTF8.self))
+        #expect(try JSONDecoder().decode(NotificationEvent.self, from: event.jsonLine()) == event)
+    }
 }
 
 /// `model = { container = { … } }`: the settings a real model server needs, and the ports.
