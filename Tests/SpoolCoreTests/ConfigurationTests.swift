@@ -259,7 +259,7 @@ import Testing
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let expected = try encoder.encode(event) + Data([0x0A])
-        #expect(String(decoding: event.jsonLine(), as: UTF8.self) == String(decoding: expected, as: UTF8.self))
+        #expect(event.jsonLine() == expected, "\(String(decoding: event.jsonLine(), as: UTF8.self))\n\(String(decoding: expected, as: UTF8.self))")
         #expect(try JSONDecoder().decode(NotificationEvent.self, from: event.jsonLine()) == event)
     }
 }
