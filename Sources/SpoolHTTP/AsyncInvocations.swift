@@ -108,7 +108,7 @@ final class AsyncInvocations: Sendable {
 
     /// 503 when `[http] max_queued` requests are already waiting.
     private func checkCapacity() async throws {
-        // A recent count well under the limit answers at once; near it the ledger decides.
+        // A recent count under the limit answers at once; at the limit the ledger decides.
         let queued: Int
         if let known = queuedCount.fresh(at: .now), known < engine.config.http.maxQueued {
             queued = known

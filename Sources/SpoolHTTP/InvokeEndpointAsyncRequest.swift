@@ -50,7 +50,7 @@ struct InvokeEndpointAsyncRequest: Sendable, Equatable {
         let fileExtension = headers[.sageMakerS3OutputPathExtension]
         if let fileExtension,
            fileExtension.utf8.count > 512 || fileExtension.hasPrefix("s3:") || fileExtension.hasPrefix("https:")
-            || !consists(of: fileExtension, firstAllowed: { isAlphanumeric($0) || "!_.*'()/-".utf8.contains($0) }, allowed: { isAlphanumeric($0) || "!_.*'()/-".utf8.contains($0) }) {
+            || !consists(of: fileExtension, allowed: { isAlphanumeric($0) || "!_.*'()/-".utf8.contains($0) }) {
             throw .validation("S3OutputPathExtension must be 1 to 512 characters of letters, digits and !_.*'()/-")
         }
         if let reason = OutputPlacement(pathExtension: fileExtension).validationError() { throw .validation(reason) }
@@ -76,9 +76,10 @@ private func isAlphanumeric(_ byte: UInt8) -> Bool {
         || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
 }
 
-/// `text` is not empty, its first byte is `firstAllowed` and every other one `allowed`.
-private func consists(of text: String, firstAllowed: (UInt8) -> Bool, allowed: (UInt8) -> Bool) -> Bool {
-    guard let first = text.utf8.first, firstAllowed(first) else { return false }
+/// `text` is not empty, its first byte is `firstAllowed` (by default `allowed`) and every other
+/// one `allowed`.
+private func consists(of text: String, firstAllowed: ((UInt8) -> Bool)? = nil, allowed: (UInt8) -> Bool) -> Bool {
+    guard let first = text.utf8.first, firstAllowed?(first) ?? allowed(first) else { return false }
     return text.utf8.dropFirst().allSatisfy(allowed)
 }
 
