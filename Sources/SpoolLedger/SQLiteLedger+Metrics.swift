@@ -33,18 +33,22 @@ extension SQLiteLedger {
         let limit = max(0, limit)
         let from = since?.millisecondsSince1970 ?? Int64.min
         return try await read { db in
-            let rows = try Row.fetchAll(db, SQLRequest<Row>(literal: """
+            // Read by column position from a cursor: looking each column up by name cost more
+            // than the query itself for the 10,000 rows `spool stats` reads.
+            let rows = try Row.fetchCursor(db, SQLRequest<Row>(literal: """
                 SELECT received_at, started_at, finished_at FROM requests
                 WHERE finished_at IS NOT NULL AND endpoint = \(endpoint) AND finished_at >= \(from)
                     AND state IN ('succeeded', 'failed') AND started_at IS NOT NULL
                 ORDER BY finished_at DESC LIMIT \(limit)
                 """, cached: true))
-            return rows.map { row in
-                LatencySample(
-                    receivedAt: Date(millisecondsSince1970: row["received_at"]),
-                    startedAt: Date(millisecondsSince1970: row["started_at"]),
-                    finishedAt: Date(millisecondsSince1970: row["finished_at"]))
+            var samples: [LatencySample] = []
+            while let row = try rows.next() {
+                samples.append(LatencySample(
+                    receivedAt: Date(millisecondsSince1970: row[0]),
+                    startedAt: Date(millisecondsSince1970: row[1]),
+                    finishedAt: Date(millisecondsSince1970: row[2])))
             }
+            return samples
         }
     }
 }

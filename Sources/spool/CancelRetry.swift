@@ -9,6 +9,7 @@ import Glibc
 
 struct Cancel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "cancel",
         abstract: "Stop a queued or running request (its model is stopped; marker Cancelled)."
     )
 
@@ -51,6 +52,7 @@ struct Cancel: AsyncParsableCommand {
 
 struct Retry: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "retry",
         abstract: "Queue a failed, expired or cancelled request again, from its kept input."
     )
 

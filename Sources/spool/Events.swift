@@ -10,6 +10,7 @@ import SpoolSystem
 
 struct Events: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "events",
         abstract: "Print the notifications in events.jsonl; --follow waits for new ones, as tail -F does."
     )
 

@@ -3,7 +3,7 @@ import Foundation
 import SpoolCore
 
 struct Init: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create a spool root with a commented spool.toml.")
+    static let configuration = CommandConfiguration(commandName: "init", abstract: "Create a spool root with a commented spool.toml.")
 
     @Argument(help: "Where to create it (default: $SPOOL_ROOT, else ./spool).")
     var directory: String?

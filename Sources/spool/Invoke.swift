@@ -10,6 +10,7 @@ import Glibc
 
 struct Invoke: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "invoke",
         abstract: "Queue a payload from a file or standard input (-); prints its InferenceId and locations.",
         discussion: "A running `spool serve` (or the next `spool drain`) runs it. Its output is outputs/<InferenceId>.out."
     )

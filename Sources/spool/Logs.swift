@@ -5,6 +5,7 @@ import SpoolExecutors
 
 struct Logs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "logs",
         abstract: "Print an endpoint's model logs (its servers' stdout and stderr, its command models' stderr), oldest first."
     )
 

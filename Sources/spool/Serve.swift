@@ -6,6 +6,7 @@ import SpoolHTTP
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "serve",
         abstract: "Run the daemon: watch the drop folders, queue, execute. SIGTERM/SIGINT stop it gracefully."
     )
 
@@ -79,6 +80,7 @@ struct Serve: AsyncParsableCommand {
 
 struct Drain: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "drain",
         abstract: "For cron: admit everything present, process it, exit (0 all succeeded, 1 some failed)."
     )
 

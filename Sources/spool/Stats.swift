@@ -7,6 +7,7 @@ import SpoolDaemon
 /// daemons' status files (see `EndpointMetrics` for every definition).
 struct Stats: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "stats",
         abstract: "Show the metrics per endpoint: backlog, throughput, failures, latencies (p50/p90/p99), instances.",
         discussion: """
             Latencies are in milliseconds, over the 10,000 most recently finished requests of each \

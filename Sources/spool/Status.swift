@@ -4,7 +4,7 @@ import SpoolCore
 import SpoolDaemon
 
 struct Status: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show one request, or the queue: counts by state, backlog, oldest age.")
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show one request, or the queue: counts by state, backlog, oldest age.")
 
     @OptionGroup var options: RootOptions
 

@@ -9,6 +9,7 @@ import Glibc
 
 struct Wait: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "wait",
         abstract: "Block until requests finish (0 all succeeded, 1 any did not, 124 on timeout)."
     )
 
@@ -133,7 +134,7 @@ struct WaitProgress {
 }
 
 struct Cat: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write a request's output to standard output (exit 1 unless it succeeded).")
+    static let configuration = CommandConfiguration(commandName: "cat", abstract: "Write a request's output to standard output (exit 1 unless it succeeded).")
 
     @OptionGroup var options: RootOptions
 
