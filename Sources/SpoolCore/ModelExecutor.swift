@@ -53,6 +53,14 @@ public protocol ModelExecutor: Sendable {
     /// `Ledger.claimNext`): worth it only for models that finish a small payload in far less time
     /// than a ledger write takes. Default: one at a time.
     var claimBatch: ClaimBatch { get }
+
+    /// Whether every output is written only by this process, through the descriptor it is
+    /// given, from its start and in order (never by a child, which might reopen it or seek):
+    /// its length is then where the descriptor's offset ends. The worker then reuses a recycled
+    /// file without emptying it first and cuts it to that length after the attempt — emptying
+    /// frees the file's blocks, which on a filesystem mounted with `discard` waits for the disk,
+    /// and the output allocates them again. Default: false (the file is emptied first).
+    var writesOutputInOrder: Bool { get }
 }
 
 extension ModelExecutor {
@@ -61,6 +69,7 @@ extension ModelExecutor {
     public func shutdown() async {}
     public var instancesRunning: Int { 0 }
     public var claimBatch: ClaimBatch { .single }
+    public var writesOutputInOrder: Bool { false }
 }
 
 /// What an executor may ask of the daemon that runs it.

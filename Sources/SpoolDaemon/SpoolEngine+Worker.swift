@@ -68,8 +68,16 @@ extension SpoolEngine {
         noteHandled(request.id)
         let partial = partialPath(for: request)
         let output: Int32
+        // A recycled file an in-order model writes keeps its old bytes until it is cut to length.
+        let cutsToLength = executor.writesOutputInOrder
+        var recycled = false
         do {
-            output = try publisher.trash.recycle(to: partial) ?? SystemCalls.open(partial, O_WRONLY | O_CREAT | O_TRUNC)
+            if let fd = publisher.trash.recycle(to: partial, emptied: !cutsToLength) {
+                output = fd
+                recycled = true
+            } else {
+                output = try SystemCalls.open(partial, O_WRONLY | O_CREAT | O_TRUNC)
+            }
         } catch {
             let failure = Failure(.outputWriteFailed, "The output could not be created: \(error).")
             await commits.submit(FinishedRun(request: request, result: .failed(failure), partial: partial, output: -1))
@@ -86,6 +94,13 @@ extension SpoolEngine {
             result = .failed(Failure(.invocationTimeout, "The model did not finish within \(request.timeoutSeconds) seconds."))
         case .finished(let finished):
             result = finished
+        }
+        if recycled, cutsToLength, case .succeeded = result {
+            let end = lseek(output, 0, SEEK_CUR)
+            if end < 0 || ftruncate(output, end) != 0 {
+                let error = SystemError(call: "ftruncate", errno: errno, path: partial)
+                result = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error)."))
+            }
         }
         var unsynced: Int32 = -1
         if case .succeeded = result {

@@ -19,8 +19,9 @@ import Glibc
 /// Better still is not to free the inode at all: a payload file in the trash is recycled as the
 /// next request's output file (`recycle(to:)`) when it is plainly ours to reuse — a regular
 /// file, owned by this process's user, with no other link and no extended attributes (ACLs,
-/// security labels). Its content is truncated away first. A steady stream of small requests then
-/// allocates and frees no inode at all.
+/// security labels). Its content is truncated away first, or, for a model that writes its output
+/// in order itself (the builtin ones), cut to the output's length after: a steady stream of small
+/// requests then allocates and frees no inode and, mostly, no block at all.
 public final class Trash: Sendable {
     public static let directory = ".spool/trash"
     /// Payloads at least this large are deleted at once.
@@ -74,9 +75,13 @@ public final class Trash: Sendable {
         }
     }
 
-    /// Moves a recyclable payload file from the trash to `destination`, emptied, and returns it
-    /// open for writing; nil when there is none (the caller creates the file).
-    public func recycle(to destination: String) -> Int32? {
+    /// Moves a recyclable payload file from the trash to `destination` and returns it open for
+    /// writing at its start; nil when there is none (the caller creates the file).
+    /// - Parameter emptied: truncate it to nothing first. Without, it keeps its old bytes (and
+    ///   the blocks that hold them) and the caller must cut it to the length it writes
+    ///   (`ftruncate`) before anyone reads it: freeing blocks waits for the disk where the
+    ///   filesystem is mounted with `discard`, and the output would allocate them again.
+    public func recycle(to destination: String, emptied: Bool = true) -> Int32? {
         while let name = recyclable.withLock({ $0.popLast() }) {
             let source = "\(path)/\(name)"
             let fd = open(source, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
@@ -84,7 +89,7 @@ public final class Trash: Sendable {
             var info = stat()
             guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_nlink == 1,
                   info.st_uid == geteuid(), spool_flistxattr_size(fd) == 0,
-                  ftruncate(fd, 0) == 0, info.st_mode & 0o7777 == outputMode || fchmod(fd, outputMode) == 0,
+                  !emptied || ftruncate(fd, 0) == 0, info.st_mode & 0o7777 == outputMode || fchmod(fd, outputMode) == 0,
                   fcntl(fd, F_SETFL, 0) == 0,  // no O_NONBLOCK: it was for the open; models inherit the file
                   rename(source, destination) == 0
             else {

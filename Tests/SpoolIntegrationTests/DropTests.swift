@@ -51,6 +51,31 @@ extension IntegrationTests {
             #expect(Files.files(under: root.errors).isEmpty)
         }
 
+        @Test("a payload's file, recycled as a later request's output with its old bytes kept until then, holds exactly that output",
+              .timeLimit(.minutes(2)))
+        func recycledPayloadHoldsExactlyTheNextOutput() async throws {
+            let root = try SpoolRoot()  // the default sha256 model writes its output in order: no emptying first
+            _ = try root.serve()
+            try await root.warmUp()
+            let big = payload(1, bytes: 20_000)
+            try Files.write(root.incoming + "/big.bin", big)
+            var info = stat()
+            try #require(lstat(root.incoming + "/big.bin", &info) == 0)
+            let bigInode = info.st_ino
+            try await root.waitUntil("big.bin's output, and its payload moved to the trash") {
+                Files.exists(root.output("big.bin")) && Files.files(under: root.path + "/.spool/claimed").isEmpty
+            }
+
+            let small = payload(2, bytes: 10)
+            try Files.write(root.incoming + "/small.bin", small)
+            try await root.waitUntil("small.bin's output") { Files.exists(root.output("small.bin")) }
+            try #require(lstat(root.output("small.bin"), &info) == 0)
+            try #require(info.st_ino == bigInode, "the newest recyclable file (big.bin's payload) became the output\n\(root.diagnostics)")
+            #expect(Files.text(root.output("small.bin")) == #"{"sha256":"\#(SHA256.hex(small))","bytes":10}"# + "\n",
+                    "no byte of big.bin's 20,000 is left after the output")
+            #expect(Int(info.st_size) == #"{"sha256":"","bytes":10}"#.utf8.count + 64 + 1)
+        }
+
         @Test("odd file names (spaces, newline, unicode, leading dash, 200 bytes) get their output at the mirrored path",
               .timeLimit(.minutes(2)))
         func oddNamesAreMirrored() async throws {

@@ -63,6 +63,21 @@ import Testing
         #expect(root.trash.recycle(to: partial + "2") == nil, "nothing left to recycle")
     }
 
+    @Test func recycledWithoutEmptyingItKeepsItsBlocksAndIsOpenAtItsStart() throws {
+        let root = try Root()
+        let content = String(repeating: "old payload bytes ", count: 500)  // 9,000 bytes: three blocks
+        let (directory, payload) = try root.claim("t1", "a.txt", content)
+        root.trash.discard(directory, payload: payload, bytes: Int64(content.utf8.count), succeeded: true)
+
+        let partial = root.path + "/.spool/partial/t2.out"
+        let fd = try #require(root.trash.recycle(to: partial, emptied: false))
+        defer { close(fd) }
+        let info = Self.stats(fd)
+        #expect(info.st_size == content.utf8.count && info.st_blocks > 0, "nothing freed: the writer cuts it to length")
+        #expect(lseek(fd, 0, SEEK_CUR) == 0)
+        #expect(info.st_mode & 0o777 & ~0o644 == 0, "the output mode, as when emptied")
+    }
+
     @Test func aPayloadWithAnotherLinkIsNeverRecycledNorTruncated() throws {
         let root = try Root()
         let (directory, payload) = try root.claim("t1", "linked.txt", "keep me")
