@@ -121,8 +121,31 @@ struct InputResolver: Sendable {
                 if resolved.hasPrefix(prefix) { return "s3://\(name)/\(resolved.dropFirst(prefix.count))" }
             }
         }
-        let encoded = path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path
-        return "file://" + encoded
+        return Self.fileURL(path)
+    }
+
+    /// `file://` and `path` percent-encoded as a URL path. Most paths need no encoding, and
+    /// finding that out byte by byte costs far less than Foundation's encoder, which took 1.5% of
+    /// the API's processor time (two locations per invocation).
+    static func fileURL(_ path: String) -> String {
+        if path.utf8.allSatisfy(isURLPathAllowed) { return "file://" + path }
+        return "file://" + (path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path)
+    }
+
+    /// Whether `byte` stands for itself in a URL path (Foundation's `urlPathAllowed` as this
+    /// Foundation has it: letters, digits and `!$&'()*+,-./=@_~`; `LocationTests` holds the two
+    /// to the same answer for every byte).
+    static func isURLPathAllowed(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"),
+             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "/"),
+             UInt8(ascii: "="), UInt8(ascii: "@"), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
     }
 
     /// `path` with its folder resolved (the file itself may not exist yet).
