@@ -7,6 +7,8 @@ final class Doorbell: Sendable {
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         var pending = 0
         var nextID: UInt64 = 0
+        /// Rings so far.
+        var rings: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -16,9 +18,17 @@ final class Doorbell: Sendable {
         self.maxPending = max(1, maxPending)
     }
 
+    /// How many times it has rung so far: a worker notes it before it looks at the queue (see
+    /// `wait(timeout:after:)`).
+    var rings: UInt64 { state.withLock { $0.rings } }
+
+    /// Workers waiting now (for tests).
+    var waiting: Int { state.withLock { $0.waiters.count } }
+
     /// Wakes one waiting worker, or remembers the ring.
     func ring() {
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.rings += 1
             if let (id, c) = s.waiters.first {
                 s.waiters[id] = nil
                 return c
@@ -39,11 +49,19 @@ final class Doorbell: Sendable {
     }
 
     /// Returns on a ring, after `timeout`, or on cancellation, whichever comes first.
-    func wait(timeout: Duration) async {
+    /// - Parameter seen: `rings` as the caller read it before it found the queue empty. Rings
+    ///   remembered up to then announced work that the look already saw taken (by another worker,
+    ///   often a whole batch in one claim), so they are forgotten instead of sending the caller
+    ///   back to the ledger for nothing; a ring since returns at once.
+    func wait(timeout: Duration, after seen: UInt64? = nil) async {
         let id = state.withLock { s -> UInt64? in
             if s.pending > 0 {
-                s.pending -= 1
-                return nil
+                if let seen, s.rings <= seen {
+                    s.pending = 0
+                } else {
+                    s.pending -= 1
+                    return nil
+                }
             }
             s.nextID += 1
             return s.nextID

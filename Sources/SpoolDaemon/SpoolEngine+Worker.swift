@@ -27,6 +27,8 @@ extension SpoolEngine {
         let name = endpoint.name
         let batch = executor.claimBatch
         while !Task.isCancelled && !stopping() {
+            // Rings up to here announced requests this claim will see (the ring follows the commit).
+            let seen = doorbells[name]?.rings
             let claim: ClaimResult
             do {
                 claim = try await ledger.claimNext(endpoints: [name], owner: owner, now: clock.now(), batch: batch)
@@ -39,7 +41,7 @@ extension SpoolEngine {
             guard !claim.batch.isEmpty else {
                 publisher.trash.emptyIfDue()
                 if untilIdle { return }
-                await doorbells[name]?.wait(timeout: Self.idlePoll)
+                await doorbells[name]?.wait(timeout: Self.idlePoll, after: seen)
                 continue
             }
             publisher.trash.noteActivity()
