@@ -113,7 +113,7 @@ let package = Package(
                 .unsafeFlags([
                     "-static-stdlib", "-use-ld=lld",
                     "-l_FoundationICU", "-lCoreFoundation", "-l_FoundationCollections", "-l_FoundationCShims",
-                ])
+                ], .when(platforms: [.linux]))
             ]
         ),
         .testTarget(name: "SpoolCoreTests", dependencies: ["SpoolCore"]),

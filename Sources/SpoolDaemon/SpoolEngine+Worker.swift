@@ -98,9 +98,9 @@ extension SpoolEngine {
             result = finished
         }
         if recycled, cutsToLength, case .succeeded = result {
-            let end = lseek(output, 0, SEEK_CUR)
-            if end < 0 || ftruncate(output, end) != 0 {
-                let error = SystemError(call: "ftruncate", errno: errno, path: partial)
+            do throws(SystemError) {
+                try publisher.trash.cutRecycled(output, path: partial)
+            } catch {
                 result = .failed(Failure(.outputWriteFailed, "The output could not be written: \(error)."))
             }
         }

@@ -23,12 +23,12 @@ public struct BuiltinExecutor: ModelExecutor {
     /// Payloads up to this size run on the calling task instead of a blocking-I/O thread.
     static let inlineLimit: Int64 = 256 * 1024
 
-    /// echo, sha256 and wc run a small payload in microseconds: a worker claims up to 64 small
-    /// requests at once. The test helpers go one at a time.
     /// Every builtin model writes its output itself, in order, through `write` and
     /// `copy_file_range` at the descriptor's offset.
     public var writesOutputInOrder: Bool { true }
 
+    /// echo, sha256 and wc run a small payload in microseconds: a worker claims up to 64 small
+    /// requests at once. The test helpers go one at a time.
     public var claimBatch: ClaimBatch {
         switch model {
         case .echo, .sha256, .wc: ClaimBatch(more: 63, maxBytes: Self.inlineLimit)

@@ -78,9 +78,10 @@ public final class Trash: Sendable {
     /// Moves a recyclable payload file from the trash to `destination` and returns it open for
     /// writing at its start; nil when there is none (the caller creates the file).
     /// - Parameter emptied: truncate it to nothing first. Without, it keeps its old bytes (and
-    ///   the blocks that hold them) and the caller must cut it to the length it writes
-    ///   (`ftruncate`) before anyone reads it: freeing blocks waits for the disk where the
-    ///   filesystem is mounted with `discard`, and the output would allocate them again.
+    ///   the blocks that hold them) and no wider a mode than they had, and the caller must cut it
+    ///   to the length it writes with `cutRecycled` before anyone reads it: freeing blocks waits
+    ///   for the disk where the filesystem is mounted with `discard`, and the output would
+    ///   allocate them again.
     public func recycle(to destination: String, emptied: Bool = true) -> Int32? {
         while let name = recyclable.withLock({ $0.popLast() }) {
             let source = "\(path)/\(name)"
@@ -89,7 +90,9 @@ public final class Trash: Sendable {
             var info = stat()
             guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_nlink == 1,
                   info.st_uid == geteuid(), spool_flistxattr_size(fd) == 0,
-                  !emptied || ftruncate(fd, 0) == 0, info.st_mode & 0o7777 == outputMode || fchmod(fd, outputMode) == 0,
+                  !emptied || ftruncate(fd, 0) == 0,
+                  case let mode = emptied ? outputMode : outputMode & info.st_mode,  // old bytes: never more readable
+                  info.st_mode & 0o7777 == mode || fchmod(fd, mode) == 0,
                   fcntl(fd, F_SETFL, 0) == 0,  // no O_NONBLOCK: it was for the open; models inherit the file
                   rename(source, destination) == 0
             else {
@@ -99,6 +102,16 @@ public final class Trash: Sendable {
             return fd
         }
         return nil
+    }
+
+    /// Cuts a file recycled without emptying to what was written into it (its descriptor's
+    /// offset: the writer wrote in order from its start), then gives it the output mode: none of
+    /// its old bytes are left, so it may now be as readable as any output.
+    public func cutRecycled(_ fd: Int32, path: String) throws(SystemError) {
+        let end = lseek(fd, 0, SEEK_CUR)
+        guard end >= 0 else { throw SystemError(call: "lseek", errno: errno, path: path) }
+        guard ftruncate(fd, end) == 0 else { throw SystemError(call: "ftruncate", errno: errno, path: path) }
+        guard fchmod(fd, outputMode) == 0 else { throw SystemError(call: "fchmod", errno: errno, path: path) }
     }
 
     /// Removes a finished claim, now or later: its token folder `directory`, which holds

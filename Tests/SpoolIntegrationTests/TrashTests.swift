@@ -63,7 +63,7 @@ import Testing
         #expect(root.trash.recycle(to: partial + "2") == nil, "nothing left to recycle")
     }
 
-    @Test func recycledWithoutEmptyingItKeepsItsBlocksAndIsOpenAtItsStart() throws {
+    @Test func recycledWithoutEmptyingItKeepsItsBlocksAndModeUntilItIsCut() throws {
         let root = try Root()
         let content = String(repeating: "old payload bytes ", count: 500)  // 9,000 bytes: three blocks
         let (directory, payload) = try root.claim("t1", "a.txt", content)
@@ -75,7 +75,15 @@ import Testing
         let info = Self.stats(fd)
         #expect(info.st_size == content.utf8.count && info.st_blocks > 0, "nothing freed: the writer cuts it to length")
         #expect(lseek(fd, 0, SEEK_CUR) == 0)
-        #expect(info.st_mode & 0o777 & ~0o644 == 0, "the output mode, as when emptied")
+        #expect(info.st_mode & 0o777 == 0o600, "the claim's 0600 is kept while its old bytes are there")
+
+        let output = Array("new output\n".utf8)
+        #expect(output.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == output.count)
+        try root.trash.cutRecycled(fd, path: partial)
+        let cut = Self.stats(fd)
+        #expect(cut.st_size == output.count)
+        #expect(cut.st_mode & 0o600 == 0o600 && cut.st_mode & 0o777 & ~0o644 == 0, "the output mode once cut")
+        #expect(try String(contentsOfFile: partial, encoding: .utf8) == "new output\n")
     }
 
     @Test func aPayloadWithAnotherLinkIsNeverRecycledNorTruncated() throws {
