@@ -33,21 +33,26 @@ final class RunCommitter: Sendable {
     private let durable: BatchQueue<FinishedRun>
     private let recorded: BatchQueue<FinishedRun>
 
-    /// - Parameter stopping: set at graceful shutdown; a ledger that keeps failing is then given
-    ///   up on (the rows stay `running` for this owner, and the next start requeues them).
+    /// - Parameters:
+    ///   - stopping: set at graceful shutdown; a ledger that keeps failing is then given up on
+    ///     (the rows stay `running` for this owner, and the next start requeues them).
+    ///   - requeued: told of each request a retryable failure put back in the queue, once that is
+    ///     recorded (the engine wakes a worker for its next attempt).
     init(
         layout: SpoolLayout, ledger: any Ledger, publisher: ResultPublisher, owner: String, logger: Logger, stopping: AtomicFlag,
-        ledgerFirst: Bool = false, now: @escaping @Sendable () -> Date = SpoolClock.system.now
+        ledgerFirst: Bool = false, now: @escaping @Sendable () -> Date = SpoolClock.system.now,
+        requeued: @escaping @Sendable (InferenceRequest) -> Void = { _ in }
     ) {
         let newest = publisher.newest
         let publishing = BlockingLane("spool.publish")
         let lane = BlockingLane("spool.commit")
         let recorded = BatchQueue<FinishedRun> { [ledger, publisher, owner, logger] batch in
-            if ledgerFirst {
+            let finished = if ledgerFirst {
                 await Self.recordFirst(batch, ledger: ledger, owner: owner, logger: logger, lane: lane, layout: layout, newest: newest, stopping: stopping, now: now)
             } else {
                 await Self.record(batch, ledger: ledger, publisher: publisher, owner: owner, logger: logger, lane: publishing, stopping: stopping, now: now)
             }
+            for row in finished where row?.state == .queued { requeued(row!) }
         }
         self.recorded = recorded
         durable = BatchQueue<FinishedRun> { [layout, newest] batch in
@@ -77,17 +82,19 @@ final class RunCommitter: Sendable {
         await recorded.idle()
     }
 
+    /// Records the batch, then publishes what finished; returns the ledger's rows (none when it
+    /// gave up at shutdown).
     private static func record(
         _ batch: [FinishedRun], ledger: any Ledger, publisher: ResultPublisher, owner: String, logger: Logger, lane: BlockingLane,
         stopping: AtomicFlag, now: @Sendable () -> Date
-    ) async {
+    ) async -> [InferenceRequest?] {
         let attempts = batch.map { FinishedAttempt(id: $0.request.id, result: $0.result) }
         // Tried until recorded: a request whose result is on disk must not stay `running`. Only
         // at shutdown does it give up; the rows then stay `running` for this owner, and the next
         // start requeues them.
         guard let finished = await persistently("recording \(batch.count) finished requests", logger: logger, giveUp: stopping.load, {
             try await ledger.finish(attempts, owner: owner, now: now())
-        }) else { return }
+        }) else { return [] }
         var finishedRows: [InferenceRequest] = []
         for (run, row) in zip(batch, finished) {
             if let row {
@@ -98,21 +105,22 @@ final class RunCommitter: Sendable {
             }
         }
         await publisher.publish(finishedRows, on: lane)
+        return finished
     }
 
     /// Ledger first: records the batch (fenced by owner), then renames the outputs of the
     /// requests the ledger now shows succeeded, and drops the others' (a request taken over, or
-    /// one whose output could not be made durable).
+    /// one whose output could not be made durable). Returns the ledger's rows.
     private static func recordFirst(
         _ batch: [FinishedRun], ledger: any Ledger, owner: String, logger: Logger, lane: BlockingLane, layout: SpoolLayout,
         newest: NewestResults, stopping: AtomicFlag, now: @Sendable () -> Date
-    ) async {
+    ) async -> [InferenceRequest?] {
         let attempts = batch.map { FinishedAttempt(id: $0.request.id, result: $0.result) }
         guard let finished = await persistently("recording \(batch.count) finished requests", logger: logger, giveUp: stopping.load, {
             try await ledger.finish(attempts, owner: owner, now: now())
         }) else {
             for run in batch { _ = unlink(run.partial) }
-            return
+            return []
         }
         var placing: [FinishedRun] = []
         for (run, row) in zip(batch, finished) {
@@ -132,7 +140,7 @@ final class RunCommitter: Sendable {
                 _ = unlink(run.partial)
             }
         }
-        guard !placing.isEmpty else { return }
+        guard !placing.isEmpty else { return finished }
         let failures = await lane.run { [placing] in
             var results = placing.map(\.result)
             Self.publishOutputs(placing, &results, layout: layout, newest: newest)
@@ -145,6 +153,7 @@ final class RunCommitter: Sendable {
             // The ledger says succeeded: the publisher renames a partial left behind, or reports the output missing.
             logger.error("a succeeded request's output could not be put in place", metadata: ["spool.error": "\(failure)"])
         }
+        return finished
     }
 
     /// Makes the outputs' bytes durable (`OutputFiles.makeDurable`); closes every descriptor.

@@ -115,10 +115,11 @@ public final class SpoolEngine: Sendable {
         attempts = AttemptRunner(layout: layout, ledger: ledger, owner: ownerLock.owner, clock: clock)
         let stopping = AtomicFlag()
         self.stopping = stopping
+        let engine = WeakReference<SpoolEngine>()
         commits = RunCommitter(
             layout: layout, ledger: ledger, publisher: publisher, owner: ownerLock.owner, logger: logger, stopping: stopping,
-            ledgerFirst: ledger is any LeasingLedger, now: clock.now)
-        let engine = WeakReference<SpoolEngine>()
+            ledgerFirst: ledger is any LeasingLedger, now: clock.now,
+            requeued: { request in engine.value?.wake(request.endpoint) })
         admissions = Admissions(
             layout: layout, config: config, ledger: ledger, claimer: claimer, ids: ids, owner: ownerLock.owner, logger: logger,
             stopping: stopping, now: clock.now, activity: { [trash = publisher.trash] in trash.noteActivity() },
