@@ -28,6 +28,22 @@ enum TestServer {
         try await connection.close()
         return "postgres://\(admin.user)@/\(name)?host=\(admin.host)"
     }
+
+    /// Runs `sql` in the database at `url` (a test's own change behind the ledger's back).
+    static func execute(_ sql: String, in url: String) async throws {
+        let target = try LedgerURL(url)
+        let configuration = PostgresConnection.Configuration(
+            unixSocketPath: "\(target.host)/.s.PGSQL.\(target.port)", username: target.user, password: target.password, database: target.database)
+        let logger = Logger(label: "spool.tests")
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 2, logger: logger)
+        do {
+            try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try await connection.close()
+    }
 }
 
 /// The ledger conformance suite on a real PostgreSQL server, one fresh database per check.
