@@ -12,7 +12,8 @@ extension HTTPAPITests {
             instances = { max = 1 }
             """
             try await TestServer.with(extraHTTP: "max_queued = 1", extra: slow) { server in
-                let first = try await server.invoke(["Inference-Id": "running"], endpoint: "slow", body: Data("1".utf8))
+                // It runs 15 s: long past any stall of the test's own threads between the checks below.
+                let first = try await server.invoke(["Inference-Id": "running"], endpoint: "slow", body: Data("15".utf8))
                 #expect(first.status == 202, "\(first.text)")
                 let deadline = Date().addingTimeInterval(20)
                 while try await server.daemon.engine.ledger.request(id: "running")?.state == .queued, Date() < deadline {
@@ -24,7 +25,7 @@ extension HTTPAPITests {
                 expectError(third, status: 503, type: "ServiceUnavailable")
                 let fourth = try await server.invoke(body: Data("1".utf8))
                 expectError(fourth, status: 503, type: "ServiceUnavailable", "max_queued counts every endpoint")
-                _ = try await server.finished("waiting")
+                _ = try await server.finished("waiting", within: 60)
                 let after = try await server.invoke(body: Data("again".utf8))
                 #expect(after.status == 202, "\(after.text)")
             }

@@ -102,9 +102,13 @@ extension IntegrationTests.Names {
     @Test("a payload still being written after it was taken fails with InvalidRequest naming the sizes, never a mixed output",
           .timeLimit(.minutes(2)))
     func payloadRewrittenWhileProcessedFails() async throws {
+        // The model reads the payload only once the test says so (the file `go`): the second
+        // write lands while it runs however long the test's own threads stall.
+        let go = FileManager.default.temporaryDirectory.path + "/spool-rewrite-go-" + UUID().uuidString
+        defer { unlink(go) }
         let root = try SpoolRoot(config: """
             [endpoints.default]
-            model = { command = ["sh", "-c", "sleep 1; cat"] }
+            model = { command = ["sh", "-c", "while [ ! -e '\(go)' ]; do sleep 0.02; done; cat"] }
             """)
         _ = try root.serve()
         // A writer that breaks the drop contract: it closes one descriptor (the daemon takes the
@@ -117,6 +121,7 @@ extension IntegrationTests.Names {
         close(first)
         _ = try await root.waitForState("running")
         _ = write(second, "second part\n", 12)
+        try Files.write(go, "")
         try await root.waitUntil("the marker") { Files.exists(root.marker("growing.txt")) }
         let marker = try root.readMarker("growing.txt")
         #expect(marker.failureCode == "InvalidRequest")
