@@ -303,10 +303,17 @@ public final class Admissions: Sendable {
             if batch.count > 1 {
                 for item in batch { _ = spool_start_writeback(item.fd) }
             }
-            return batch.map { item -> Result<ClaimedPayload, any Error> in
+            // Every payload is flushed before any is moved: flushing a new file also writes its
+            // folder (ext4 without a journal), and a move in between would make each flush write
+            // it again.
+            let flushed = batch.map { item -> (any Error)? in
                 defer { close(item.fd) }
+                do { try SystemCalls.fdatasync(item.fd, path: item.temporary) } catch { return error }
+                return nil
+            }
+            return zip(batch, flushed).map { item, failure -> Result<ClaimedPayload, any Error> in
                 do {
-                    try SystemCalls.fdatasync(item.fd, path: item.temporary)
+                    if let failure { throw failure }
                     return .success(try claimer.adopt(file: item.temporary, endpoint: item.endpoint.name, relativePath: item.relativePath))
                 } catch {
                     _ = unlink(item.temporary)
