@@ -125,9 +125,7 @@ public final class ContainerExecutor: ModelExecutor {
             await ProcessGroup.pause(.milliseconds(10))
         }
         guard instance.hasExited else { return outcome.result }
-        // Its status is Subprocess's until its reaper thread has run, which a loaded machine can
-        // delay for seconds (as in `waitUntilReady`); the request has failed, so it can wait.
-        await instance.awaitReaped(within: .seconds(10))
+        await instance.awaitReaped(within: ModelServerInstance.reapPatience)
         let evidence = instance.exitEvidence
         if let silence = instance.replacedAfter {
             return .failed(Failure(

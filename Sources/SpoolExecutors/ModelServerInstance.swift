@@ -84,6 +84,11 @@ final class ModelServerInstance: Sendable {
         }
     }
 
+    /// How long an exited server is given to be reaped before its status is read: Subprocess
+    /// holds the status until its reaper thread has run, which a loaded machine can delay for
+    /// seconds (and the request it served has failed already, so waiting costs nothing).
+    static let reapPatience = Duration.seconds(10)
+
     /// Waits (at most `limit`) until the exited server has been reaped, so `exitEvidence` holds
     /// its status.
     func awaitReaped(within limit: Duration) async {
@@ -157,8 +162,7 @@ final class ModelServerInstance: Sendable {
         let deadline = ContinuousClock.now + timeout
         while true {
             if hasExited {
-                // Subprocess reaps on a thread of its own, which a loaded machine can delay for seconds.
-                await awaitReaped(within: .seconds(10))
+                await awaitReaped(within: Self.reapPatience)
                 let evidence = exitEvidence
                 let how = evidence.signal.map { "was killed by signal \($0)" }
                     ?? evidence.exitStatus.map { "exited with status \($0)" } ?? "exited"

@@ -6,14 +6,18 @@ extension HTTPAPITests {
     /// Back-pressure and shutdown: a full queue answers 503, and the server stops with the daemon.
     @Suite struct Lifecycle {
         @Test func fullQueueAnswers503() async throws {
+            // The slow endpoint's model runs until the test says so (the file `go`, waited for at
+            // most 60 s): the first request is running during every check below, however long
+            // the test's own threads stall, and nothing waits once they are done.
+            let go = FileManager.default.temporaryDirectory.path + "/spool-full-queue-go-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: go) }
             let slow = """
             [endpoints.slow]
-            model = { builtin = "sleep" }
+            model = { command = ["sh", "-c", "i=0; while [ ! -e '\(go)' ] && [ $i -lt 3000 ]; do sleep 0.02; i=$((i+1)); done; cat"] }
             instances = { max = 1 }
             """
             try await TestServer.with(extraHTTP: "max_queued = 1", extra: slow) { server in
-                // It runs 15 s: long past any stall of the test's own threads between the checks below.
-                let first = try await server.invoke(["Inference-Id": "running"], endpoint: "slow", body: Data("15".utf8))
+                let first = try await server.invoke(["Inference-Id": "running"], endpoint: "slow", body: Data("1".utf8))
                 #expect(first.status == 202, "\(first.text)")
                 let deadline = Date().addingTimeInterval(20)
                 while try await server.daemon.engine.ledger.request(id: "running")?.state == .queued, Date() < deadline {
@@ -25,6 +29,7 @@ extension HTTPAPITests {
                 expectError(third, status: 503, type: "ServiceUnavailable")
                 let fourth = try await server.invoke(body: Data("1".utf8))
                 expectError(fourth, status: 503, type: "ServiceUnavailable", "max_queued counts every endpoint")
+                #expect(FileManager.default.createFile(atPath: go, contents: Data()))
                 _ = try await server.finished("waiting", within: 60)
                 let after = try await server.invoke(body: Data("again".utf8))
                 #expect(after.status == 202, "\(after.text)")

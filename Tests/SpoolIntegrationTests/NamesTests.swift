@@ -102,13 +102,13 @@ extension IntegrationTests.Names {
     @Test("a payload still being written after it was taken fails with InvalidRequest naming the sizes, never a mixed output",
           .timeLimit(.minutes(2)))
     func payloadRewrittenWhileProcessedFails() async throws {
-        // The model reads the payload only once the test says so (the file `go`): the second
-        // write lands while it runs however long the test's own threads stall.
+        // The model reads the payload only once the test says so (the file `go`, waited for at
+        // most 60 s): the second write lands while it runs however long the test's threads stall.
         let go = FileManager.default.temporaryDirectory.path + "/spool-rewrite-go-" + UUID().uuidString
         defer { unlink(go) }
         let root = try SpoolRoot(config: """
             [endpoints.default]
-            model = { command = ["sh", "-c", "while [ ! -e '\(go)' ]; do sleep 0.02; done; cat"] }
+            model = { command = ["sh", "-c", "i=0; while [ ! -e '\(go)' ] && [ $i -lt 3000 ]; do sleep 0.02; i=$((i+1)); done; cat"] }
             """)
         _ = try root.serve()
         // A writer that breaks the drop contract: it closes one descriptor (the daemon takes the
